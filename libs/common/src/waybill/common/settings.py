@@ -1,0 +1,64 @@
+"""Settings shared by every Waybill process (pydantic-settings, ``WAYBILL_`` prefix).
+
+``WAYBILL_DATABASE_URL`` is a *server* URL; each service uses its own database on it
+(``waybill_<service>``). ``WAYBILL_KAFKA_BOOTSTRAP_SERVERS`` points at any Kafka-protocol
+cluster. When either is unset the embedded default on loopback is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from waybill.common import ports
+
+AUTH_DATABASE = "waybill_auth"
+
+
+class WaybillSettings(BaseSettings):
+    """Infrastructure and runtime settings every process reads the same way."""
+
+    model_config = SettingsConfigDict(env_prefix="WAYBILL_", extra="ignore")
+
+    state_dir: Path = Path(".waybill")
+    database_url: str | None = Field(
+        default=None, description="External PostgreSQL server URL; unset = embedded"
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="External Kafka bootstrap servers; unset = embedded"
+    )
+    postgres_port: int = ports.POSTGRES
+    kafka_port: int = ports.KAFKA
+    kafka_partitions: int = 6
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON unless stderr is a TTY
+    otel_exporter_otlp_endpoint: str | None = None
+
+    @property
+    def server_url(self) -> str:
+        """The PostgreSQL server URL (no database), external or embedded."""
+        if self.database_url:
+            return self.database_url
+        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+
+    def database_dsn(self, database: str, *, driver: str = "asyncpg") -> str:
+        """SQLAlchemy URL of ``database`` on the configured server."""
+        url = make_url(self.server_url).set(drivername=f"postgresql+{driver}", database=database)
+        return url.render_as_string(hide_password=False)
+
+    def asyncpg_dsn(self, database: str) -> str:
+        """Plain libpq-style DSN of ``database`` (for asyncpg.connect / LISTEN)."""
+        url = make_url(self.server_url).set(drivername="postgresql", database=database)
+        return url.render_as_string(hide_password=False)
+
+
+def service_database(service: str) -> str:
+    return f"waybill_{service}"

@@ -1,0 +1,124 @@
+"""Pytest plugin: the embedded (or external) PostgreSQL and Kafka, started once per session.
+
+Loaded from the root ``conftest.py``. Honours ``WAYBILL_DATABASE_URL`` and
+``WAYBILL_KAFKA_BOOTSTRAP_SERVERS``: when set, the suite runs against those servers and
+never starts its own. Each test gets fresh databases and topics (unique names), never a
+truncated shared one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from waybill.common import topics
+from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres
+from waybill.common.infra.kafka import ensure_topics
+from waybill.common.infra.postgres import create_databases, free_port
+from waybill.common.settings import WaybillSettings
+
+
+@dataclass
+class Infra:
+    """Handles to the servers the session runs against."""
+
+    server_url: str
+    bootstrap_servers: str
+    root: Path
+    postgres: EmbeddedPostgres | None = None
+    kafka: EmbeddedKafka | None = None
+    partitions: int = 6
+    _created_dbs: list[str] = field(default_factory=list)
+
+    def settings(self, **overrides: object) -> WaybillSettings:
+        """Settings pointing at this session's servers (as a service process would read them)."""
+        return WaybillSettings(
+            database_url=self.server_url,
+            kafka_bootstrap_servers=self.bootstrap_servers,
+            state_dir=self.root / "state",
+            **overrides,  # type: ignore[arg-type]
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for a child process that should use these servers."""
+        return {
+            **os.environ,
+            "WAYBILL_DATABASE_URL": self.server_url,
+            "WAYBILL_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+        }
+
+    def new_database(self, prefix: str = "test") -> str:
+        """Create a fresh, uniquely named database and return its name."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        create_databases(self.server_url, [name])
+        self._created_dbs.append(name)
+        return name
+
+    def new_topic(self, prefix: str = "test", partitions: int | None = None) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:12]}"
+        asyncio.run(
+            ensure_topics(self.bootstrap_servers, [name], partitions=partitions or self.partitions)
+        )
+        return name
+
+    async def anew_topic(self, prefix: str = "test", partitions: int | None = None) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:12]}"
+        await ensure_topics(
+            self.bootstrap_servers, [name], partitions=partitions or self.partitions
+        )
+        return name
+
+    def stop_kafka(self) -> None:
+        if self.kafka is None:
+            pytest.skip("broker restarts need the embedded Kafka (external cluster configured)")
+        self.kafka.stop()
+
+    def start_kafka(self) -> None:
+        assert self.kafka is not None
+        self.kafka.start()
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    settings = WaybillSettings()
+    root = Path(tempfile.mkdtemp(prefix="waybill-test-"))
+    root.chmod(0o755)  # the unprivileged PostgreSQL user must reach its data dir
+    postgres = kafka = None
+    try:
+        if settings.database_url:
+            server_url = settings.database_url
+        else:
+            postgres = EmbeddedPostgres(root / "postgres", free_port())
+            postgres.start()
+            server_url = postgres.url
+        if settings.kafka_bootstrap_servers:
+            bootstrap = settings.kafka_bootstrap_servers
+        else:
+            kafka = EmbeddedKafka(root / "kafka", free_port(), partitions=settings.kafka_partitions)
+            kafka.start()
+            bootstrap = kafka.bootstrap_servers
+        asyncio.run(
+            ensure_topics(bootstrap, topics.ALL_TOPICS, partitions=settings.kafka_partitions)
+        )
+        yield Infra(
+            server_url=server_url,
+            bootstrap_servers=bootstrap,
+            root=root,
+            postgres=postgres,
+            kafka=kafka,
+            partitions=settings.kafka_partitions,
+        )
+    finally:
+        if kafka is not None:
+            kafka.stop()
+        if postgres is not None:
+            postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
