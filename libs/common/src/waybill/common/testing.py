@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from waybill.common import topics
-from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres
+from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres, ManagedProcess
 from waybill.common.infra.kafka import ensure_topics
 from waybill.common.infra.postgres import create_databases, free_port
 from waybill.common.settings import WaybillSettings
@@ -121,4 +121,54 @@ def infra() -> Iterator[Infra]:
             kafka.stop()
         if postgres is not None:
             postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("WAYBILL_KEEP_TEST_STATE"):  # logs of every process, for debugging
+            print(f"\nwaybill test state kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class ServiceProcess:
+    """A Waybill service running as its own process, reached over real HTTP."""
+
+    name: str
+    url: str
+    process: ManagedProcess
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def start_service(
+    infra: Infra, module: str, port_setting: str, *, extra_env: dict[str, str] | None = None
+) -> ServiceProcess:
+    """Run ``python -m <module>`` on a free port against ``infra``; wait for /health/ready."""
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    env = {**infra.env(), port_setting: str(port), "WAYBILL_LOG_JSON": "true"}
+    env.update(extra_env or {})
+    name = module.rsplit(".", 1)[-1]
+    process = ManagedProcess(
+        name,
+        [sys.executable, "-m", module],
+        log_path=infra.root / "logs" / f"{name}-{port}.log",
+        env=env,
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if not process.is_running():
+            raise RuntimeError(f"{module} exited during start:\n{process.tail(60)}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return ServiceProcess(name, url, process)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.stop()
+    raise TimeoutError(f"{module} not ready in 90 s:\n{process.tail(60)}")

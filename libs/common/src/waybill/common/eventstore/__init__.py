@@ -1,0 +1,16 @@
+"""The event store: streams of events on PostgreSQL, appended with their outbox rows."""
+
+from waybill.common.eventstore.errors import ConcurrencyError
+from waybill.common.eventstore.retry import retry_on_conflict
+from waybill.common.eventstore.schema import OUTBOX_CHANNEL, define_common_tables
+from waybill.common.eventstore.store import EventStore, NewEvent, RecordedEvent
+
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "ConcurrencyError",
+    "EventStore",
+    "NewEvent",
+    "RecordedEvent",
+    "define_common_tables",
+    "retry_on_conflict",
+]

@@ -24,6 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 OUTBOX_CHANNEL = "waybill_outbox"
+# Advisory lock the outbox relay holds while it sleeps waiting for OUTBOX_CHANNEL (see
+# waybill.common.outbox.relay): appends only NOTIFY when they cannot share it.
+OUTBOX_IDLE_LOCK_KEY = 0x77B1_0B0C_1D1E
 
 
 def define_common_tables(metadata: MetaData) -> tuple[Table, Table, Table]:

@@ -1,0 +1,207 @@
+"""The failure taxonomy: every exception a consumer meets gets one class, and the class decides.
+
+Retried (``is_retryable``): the three ``transient_*`` classes, ``external_service`` (a provider
+that answered 5xx or timed out usually recovers) and ``unknown``. ``unknown`` is retried on
+purpose: an error nobody classified is as likely a blip as a bug, and the retry budget
+(``RetryPolicy.attempts``) bounds the cost of guessing wrong before the record is dead-lettered.
+Everything else (permanent input/not-found/auth, configuration, business rule) is dead-lettered
+at once: retrying cannot change the answer.
+
+A domain error declares its class with a ``failure_class`` attribute (class or instance level,
+a ``FailureClass`` or its string value)::
+
+    class StockExhausted(Exception):
+        failure_class = FailureClass.BUSINESS_RULE
+
+``TransientError`` and ``PermanentError`` are convenience bases that already carry one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from enum import StrEnum
+
+import httpx
+import pydantic
+from aiokafka import errors as kafka_errors
+from sqlalchemy import exc as sa_exc
+
+
+class FailureClass(StrEnum):
+    TRANSIENT_NETWORK = "transient_network"
+    TRANSIENT_DATABASE = "transient_database"
+    TRANSIENT_RATE_LIMIT = "transient_rate_limit"
+    PERMANENT_INVALID_INPUT = "permanent_invalid_input"
+    PERMANENT_NOT_FOUND = "permanent_not_found"
+    PERMANENT_AUTH = "permanent_auth"
+    CONFIGURATION = "configuration"
+    EXTERNAL_SERVICE = "external_service"
+    BUSINESS_RULE = "business_rule"
+    UNKNOWN = "unknown"
+
+
+_RETRYABLE = frozenset(
+    {
+        FailureClass.TRANSIENT_NETWORK,
+        FailureClass.TRANSIENT_DATABASE,
+        FailureClass.TRANSIENT_RATE_LIMIT,
+        FailureClass.EXTERNAL_SERVICE,
+        FailureClass.UNKNOWN,
+    }
+)
+
+
+def is_retryable(failure: FailureClass) -> bool:
+    """Whether another attempt may succeed (see the module docstring for ``unknown``)."""
+    return failure in _RETRYABLE
+
+
+class TransientError(Exception):
+    """Base for errors that a later attempt may not hit (defaults to a network blip)."""
+
+    failure_class: FailureClass = FailureClass.TRANSIENT_NETWORK
+
+
+class PermanentError(Exception):
+    """Base for errors that every attempt will hit again (defaults to invalid input)."""
+
+    failure_class: FailureClass = FailureClass.PERMANENT_INVALID_INPUT
+
+
+# PostgreSQL SQLSTATE classes (first two characters) -> failure class.
+# https://www.postgresql.org/docs/current/errcodes-appendix.html
+_SQLSTATE_CLASS: dict[str, FailureClass] = {
+    "08": FailureClass.TRANSIENT_DATABASE,  # connection exception
+    "40": FailureClass.TRANSIENT_DATABASE,  # serialization failure, deadlock
+    "53": FailureClass.TRANSIENT_DATABASE,  # insufficient resources (too many connections)
+    "57": FailureClass.TRANSIENT_DATABASE,  # operator intervention (shutdown, query canceled)
+    "58": FailureClass.TRANSIENT_DATABASE,  # system error (I/O)
+    "22": FailureClass.PERMANENT_INVALID_INPUT,  # data exception
+    "23": FailureClass.PERMANENT_INVALID_INPUT,  # integrity constraint violation
+    "28": FailureClass.CONFIGURATION,  # invalid authorization (our own credentials)
+    "3D": FailureClass.CONFIGURATION,  # invalid catalog name (database missing)
+    "42": FailureClass.CONFIGURATION,  # syntax error or missing table: a deploy problem
+}
+_SQLSTATE_EXACT: dict[str, FailureClass] = {
+    "55P03": FailureClass.TRANSIENT_DATABASE,  # lock not available
+}
+
+
+def classify(exc: BaseException) -> FailureClass:
+    """The failure class of ``exc``; its ``__cause__`` chain decides when ``exc`` is opaque."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = _classify_one(current)
+        if found is not FailureClass.UNKNOWN:
+            return found
+        current = current.__cause__
+    return FailureClass.UNKNOWN
+
+
+def _classify_one(exc: BaseException) -> FailureClass:
+    declared = getattr(exc, "failure_class", None)
+    if declared is not None:
+        try:
+            return FailureClass(declared)
+        except ValueError:
+            return FailureClass.UNKNOWN
+    if isinstance(exc, BaseExceptionGroup):
+        return _classify_group(exc)
+    for classifier in (_classify_database, _classify_http, _classify_kafka, _classify_builtin):
+        found = classifier(exc)
+        if found is not None:
+            return found
+    return FailureClass.UNKNOWN
+
+
+def _classify_group(group: BaseExceptionGroup[BaseException]) -> FailureClass:
+    # A group is as bad as its worst member: one permanent failure makes retrying pointless.
+    classes = [classify(inner) for inner in group.exceptions]
+    permanent = [c for c in classes if not is_retryable(c)]
+    if permanent:
+        return permanent[0]
+    return classes[0] if classes else FailureClass.UNKNOWN
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    # asyncpg errors carry ``sqlstate``; SQLAlchemy wraps them (``orig``, then ``__cause__``).
+    for candidate in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None)):
+        for attr in ("sqlstate", "pgcode"):
+            code = getattr(candidate, attr, None)
+            if isinstance(code, str) and len(code) == 5:
+                return code
+    return None
+
+
+def _classify_database(exc: BaseException) -> FailureClass | None:
+    code = _sqlstate(exc)
+    if code is not None:
+        exact = _SQLSTATE_EXACT.get(code)
+        if exact is not None:
+            return exact
+        by_class = _SQLSTATE_CLASS.get(code[:2])
+        if by_class is not None:
+            return by_class
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return FailureClass.TRANSIENT_DATABASE
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return FailureClass.TRANSIENT_DATABASE  # pool exhausted, connection dropped
+    if isinstance(exc, sa_exc.DisconnectionError):
+        return FailureClass.TRANSIENT_DATABASE
+    if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError):
+        return FailureClass.PERMANENT_INVALID_INPUT
+    if isinstance(exc, sa_exc.ProgrammingError | sa_exc.ArgumentError):
+        return FailureClass.CONFIGURATION
+    return None
+
+
+def _classify_http(exc: BaseException) -> FailureClass | None:
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        if status == 429:
+            return FailureClass.TRANSIENT_RATE_LIMIT
+        if status in (401, 403):
+            return FailureClass.PERMANENT_AUTH
+        if status in (404, 410):
+            return FailureClass.PERMANENT_NOT_FOUND
+        if status in (408, 425):
+            return FailureClass.TRANSIENT_NETWORK
+        if 400 <= status < 500:
+            return FailureClass.PERMANENT_INVALID_INPUT
+        return FailureClass.EXTERNAL_SERVICE
+    if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
+        return FailureClass.TRANSIENT_NETWORK
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return FailureClass.CONFIGURATION
+    return None
+
+
+def _classify_kafka(exc: BaseException) -> FailureClass | None:
+    if not isinstance(exc, kafka_errors.KafkaError):
+        return None
+    if isinstance(exc, kafka_errors.KafkaConnectionError | kafka_errors.KafkaTimeoutError):
+        return FailureClass.TRANSIENT_NETWORK
+    if getattr(exc, "retriable", False) or getattr(exc, "invalid_metadata", False):
+        return FailureClass.TRANSIENT_NETWORK
+    if isinstance(
+        exc, kafka_errors.TopicAuthorizationFailedError | kafka_errors.GroupAuthorizationFailedError
+    ):
+        return FailureClass.CONFIGURATION
+    return FailureClass.UNKNOWN
+
+
+def _classify_builtin(exc: BaseException) -> FailureClass | None:
+    # Order matters: TimeoutError and ConnectionError are OSErrors; ValidationError is a ValueError.
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | ConnectionError | socket.gaierror):
+        return FailureClass.TRANSIENT_NETWORK
+    if isinstance(exc, pydantic.ValidationError | json.JSONDecodeError | UnicodeDecodeError):
+        return FailureClass.PERMANENT_INVALID_INPUT
+    if isinstance(exc, ValueError):
+        return FailureClass.PERMANENT_INVALID_INPUT
+    if isinstance(exc, ImportError | NotImplementedError | PermissionError):
+        return FailureClass.CONFIGURATION
+    return None

@@ -1,0 +1,226 @@
+"""Applying consumed records: inbox + handler in one transaction, retries, dead letters.
+
+Kafka-client agnostic: it receives records (anything with topic, partition, offset, key, value,
+headers) and returns once every one of them is either applied, a known duplicate, skipped
+(unknown type) or durably dead-lettered. Only then may the caller commit their offsets.
+
+A batch is applied in one transaction (one inbox statement, then the handler per record) for
+throughput. If that transaction fails, it is rolled back and every record is applied again on
+its own, in order, with retries, so one bad record cannot fail its neighbours. A handler is
+therefore called once more per record in that case; handlers with effects outside the database
+must make them idempotent anyway (retries call them again too) or run with batching off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from structlog.contextvars import bound_contextvars
+from tenacity import RetryCallState
+from waybill.common.consumer import inbox as inbox_rows
+from waybill.common.consumer import metrics
+from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure
+from waybill.common.consumer.failures import FailureClass, classify
+from waybill.common.consumer.retry import RetryPolicy, retrying
+from waybill.common.envelope import EventEnvelope
+from waybill.common.registry import EventRegistry
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[AsyncConnection, EventEnvelope, BaseModel], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Event:
+    record: Any
+    envelope: EventEnvelope
+    payload: BaseModel
+
+    def log_context(self) -> dict[str, Any]:
+        return {
+            "event_id": str(self.envelope.id),
+            "event_type": self.envelope.type,
+            "tenant_id": self.envelope.tenant_id,
+            "correlation_id": self.envelope.correlation_id,
+            "topic": self.record.topic,
+            "partition": self.record.partition,
+            "offset": self.record.offset,
+        }
+
+
+class RecordProcessor:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        inbox: Table,
+        registry: EventRegistry,
+        handler: Handler,
+        group: str,
+        service: str,
+        retry: RetryPolicy,
+        dead_letters: DeadLetterPublisher,
+        batch_transactions: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._inbox = inbox
+        self._registry = registry
+        self._handler = handler
+        self._group = group
+        self._service = service
+        self._retry = retry
+        self._dead_letters = dead_letters
+        self._batch_transactions = batch_transactions
+
+    async def process(self, records: Sequence[Any]) -> None:
+        """Apply, skip or dead-letter every record; returns when all outcomes are durable."""
+        decoded = [(record, self._decode(record)) for record in records]
+        events = [item for _, item in decoded if isinstance(item, _Event)]
+        undecodable = any(isinstance(item, Failure) for _, item in decoded)
+        # Records that do not decode go the slow way with the rest, so the dead-letter topic
+        # keeps the partition's order.
+        batchable = self._batch_transactions and not undecodable and len(events) > 1
+        if batchable and await self._apply_batch(events):
+            return
+        for record, item in decoded:
+            if isinstance(item, _Event):
+                await self._apply_with_retry(item)
+            elif isinstance(item, Failure):
+                await self._dead_letter(record, item)
+
+    def _decode(self, record: Any) -> _Event | Failure | None:
+        """The typed event; a ``Failure`` if it does not parse; None for an unknown type."""
+        try:
+            envelope = EventEnvelope.from_kafka(record.value or b"", list(record.headers or ()))
+            payload = self._registry.parse(envelope)
+        except Exception as exc:
+            # Decoding is deterministic: a record that does not parse never will.
+            now = datetime.now(UTC)
+            return Failure(exc, FailureClass.PERMANENT_INVALID_INPUT, 1, now, now)
+        if payload is None:
+            self._count(record, "skipped")
+            log.debug("consumer_record_skipped", event_type=envelope.type, topic=record.topic)
+            return None
+        return _Event(record, envelope, payload)
+
+    async def _apply_batch(self, events: list[_Event]) -> bool:
+        """All of ``events`` in one transaction; False (and nothing written) if it failed."""
+        outcomes: list[str] = []
+        try:
+            async with self._engine.begin() as conn:
+                fresh = await inbox_rows.record_many(
+                    conn, self._inbox, self._group, [e.envelope.id for e in events]
+                )
+                for event in events:
+                    if event.envelope.id in fresh:
+                        fresh.discard(event.envelope.id)  # the same event twice in one batch
+                        await self._call_handler(conn, event)
+                        outcomes.append("applied")
+                    else:
+                        outcomes.append("duplicate")
+        except Exception as exc:
+            log.info(
+                "consumer_batch_failed",
+                size=len(events),
+                failure_class=classify(exc).value,
+                error=str(exc),
+            )
+            return False
+        for event, outcome in zip(events, outcomes, strict=True):
+            self._count(event.record, outcome)
+        return True
+
+    async def _apply_one(self, event: _Event) -> str:
+        async with self._engine.begin() as conn:
+            if not await inbox_rows.record(conn, self._inbox, self._group, event.envelope.id):
+                return "duplicate"
+            await self._call_handler(conn, event)
+            return "applied"
+
+    async def _apply_with_retry(self, event: _Event) -> None:
+        attempts = 0
+        failed_at: list[datetime] = []
+
+        def on_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            failure_class = classify(exc).value if exc else FailureClass.UNKNOWN.value
+            metrics.HANDLER_RETRIES.labels(self._service, self._group, failure_class).inc()
+            with bound_contextvars(**event.log_context()):
+                log.warning(
+                    "consumer_record_retry_scheduled",
+                    attempt=state.attempt_number,
+                    failure_class=failure_class,
+                    error=str(exc),
+                    retry_in_s=round(state.upcoming_sleep, 3),
+                )
+
+        try:
+            async for attempt in retrying(self._retry, on_retry):
+                with attempt:
+                    attempts += 1
+                    try:
+                        outcome = await self._apply_one(event)
+                    except Exception:
+                        failed_at.append(datetime.now(UTC))
+                        raise
+        except Exception as exc:
+            now = datetime.now(UTC)
+            first, last = (failed_at[0], failed_at[-1]) if failed_at else (now, now)
+            failure = Failure(exc, classify(exc), attempts, first, last)
+            await self._dead_letter(event.record, failure)
+            return
+        self._count(event.record, outcome)
+
+    async def _call_handler(self, conn: AsyncConnection, event: _Event) -> None:
+        # Bound for the handler's own log lines too.
+        with bound_contextvars(**event.log_context()):
+            started = perf_counter()
+            try:
+                await self._handler(conn, event.envelope, event.payload)
+            finally:
+                metrics.HANDLER_DURATION.labels(
+                    self._service, self._group, event.envelope.type
+                ).observe(perf_counter() - started)
+
+    async def _dead_letter(self, record: Any, failure: Failure) -> None:
+        log.error(
+            "consumer_record_dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_id=_header(record, "ce_id"),
+            tenant_id=_header(record, "ce_tenantid"),
+            correlation_id=_header(record, "ce_correlationid"),
+            failure_class=failure.failure_class.value,
+            attempts=failure.attempts,
+            error=failure.describe(),
+        )
+        await self._dead_letters.publish(record, failure)
+        metrics.DEAD_LETTERS.labels(self._service, self._group, failure.failure_class.value).inc()
+        self._count(record, "dead_lettered")
+
+    def _count(self, record: Any, outcome: str) -> None:
+        metrics.RECORDS.labels(self._service, self._group, record.topic, outcome).inc()
+        if outcome == "duplicate":
+            log.info(
+                "consumer_record_duplicate_skipped",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                event_id=_header(record, "ce_id"),
+            )
+
+
+def _header(record: Any, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode(errors="replace")
+    return None

@@ -1,0 +1,166 @@
+"""The consumer runtime: a FastStream Kafka subscriber driving ``RecordProcessor``.
+
+FastStream gives us the consume loop, reconnects and the AsyncAPI description (``broker``);
+the delivery guarantees are ours:
+
+- batch subscriber with ``AckPolicy.MANUAL`` (auto-commit off): offsets are committed only
+  after ``RecordProcessor.process`` returned, i.e. once every record of the batch is applied
+  (inbox + effects committed) or durably dead-lettered;
+- if processing escapes with an error (shutdown, or something the processor could not turn
+  into a dead letter), the batch is rewound (``nack`` seeks every partition back to its first
+  record of the batch) so nothing is skipped; FastStream itself would log and move on;
+- our own parser and decoder keep FastStream from decoding headers or JSON bodies: a malformed
+  record must reach the processor (and the dead-letter topic), not fail inside the framework.
+
+A failed commit (broker restart, rebalance) is logged and tolerated: the records come again
+and the inbox recognises them as duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaAckableMessage
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+from waybill.common import topics as topic_names
+from waybill.common.consumer import metrics
+from waybill.common.consumer.deadletter import DeadLetterPublisher
+from waybill.common.consumer.processor import Handler, RecordProcessor
+from waybill.common.consumer.retry import DEFAULT_RETRY, RetryPolicy
+from waybill.common.registry import EventRegistry
+
+log = structlog.get_logger(__name__)
+
+
+class EventConsumer:
+    """One consumer group reading ``topics`` into ``handler``, effectively once."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        topics: list[str],
+        engine: AsyncEngine,
+        inbox: Table,
+        registry: EventRegistry,
+        handler: Handler,
+        service: str,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        dead_letter_topic: str = topic_names.DEAD_LETTERS,
+        max_batch: int = 500,
+        batch_transactions: bool = True,
+        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+    ) -> None:
+        self._group = group_id
+        self._service = service
+        self._lag: dict[TopicPartition, int] = {}
+        self._topics = topics
+        # Framework chatter per message is noise at INFO; our own events say what happened.
+        self._broker = KafkaBroker(
+            bootstrap_servers, log_level=logging.DEBUG, graceful_timeout=10.0
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            client_id=f"{service}-{group_id}-dlq",
+        )
+        self._processor = RecordProcessor(
+            engine=engine,
+            inbox=inbox,
+            registry=registry,
+            handler=handler,
+            group=group_id,
+            service=service,
+            retry=retry,
+            dead_letters=DeadLetterPublisher(
+                self._producer, dead_letter_topic, group=group_id, service=service, backoff=retry
+            ),
+            batch_transactions=batch_transactions,
+        )
+        self._subscriber = self._broker.subscriber(
+            *topics,
+            group_id=group_id,
+            batch=True,
+            max_records=max_batch,
+            batch_timeout_ms=200,
+            auto_offset_reset=auto_offset_reset,
+            ack_policy=AckPolicy.MANUAL,
+            parser=self._parse,
+            decoder=self._decode,
+            no_reply=True,
+            title=f"{service}:{group_id}",
+        )
+        self._subscriber(self._on_batch)
+
+    @property
+    def broker(self) -> KafkaBroker:
+        """The FastStream broker, e.g. for ``faststream.specification.AsyncAPI``."""
+        return self._broker
+
+    async def start(self) -> None:
+        await self._producer.start()
+        await self._broker.start()
+        log.info("consumer_start_succeeded", group=self._group, topics=self._topics)
+
+    async def stop(self) -> None:
+        try:
+            await self._broker.stop()
+        finally:
+            await self._producer.stop()
+        log.info("consumer_stop_succeeded", group=self._group)
+
+    async def _parse(self, records: tuple[Any, ...]) -> KafkaAckableMessage:
+        return KafkaAckableMessage(
+            raw_message=records,
+            body=b"",
+            consumer=self._subscriber.consumer,
+            message_id=f"{records[0].topic}-{records[0].partition}-{records[0].offset}"
+            if records
+            else None,
+        )
+
+    async def _decode(self, message: Any) -> None:
+        return None  # the processor decodes each record itself (and dead-letters bad ones)
+
+    async def _on_batch(self, message: KafkaMessage) -> None:
+        records: tuple[Any, ...] = message.raw_message
+        if not records:
+            return
+        try:
+            await self._processor.process(records)
+        except BaseException:
+            await message.nack()  # seek back: these records must be consumed again
+            log.warning("consumer_batch_rewound", group=self._group, size=len(records))
+            raise
+        try:
+            await message.ack()  # commits the consumer's position: just past this batch
+        except KafkaError as exc:
+            log.warning("consumer_offsets_commit_failed", group=self._group, error=str(exc))
+        self._update_lag(records)
+
+    def _update_lag(self, records: Sequence[Any]) -> None:
+        consumer = self._subscriber.consumer
+        if consumer is None:
+            return
+        positions: dict[TopicPartition, int] = {}
+        for record in records:
+            positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        for tp, position in positions.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                self._lag[tp] = max(highwater - position, 0)
+        # The shared gauge is per topic: the sum over the partitions this member has seen.
+        for topic in {tp.topic for tp in positions}:
+            total = sum(lag for tp, lag in self._lag.items() if tp.topic == topic)
+            metrics.CONSUMER_LAG.labels(self._service, self._group, topic).set(total)

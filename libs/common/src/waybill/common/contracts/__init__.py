@@ -1,0 +1,5 @@
+"""The event contract between services: one versioned pydantic schema per event type.
+
+Producers build these models; consumers parse incoming envelopes into them through an
+``EventRegistry``. Services share only this contract, never each other's code or tables.
+"""

@@ -1,0 +1,147 @@
+"""Events published by the orders service on ``waybill.orders.events`` (schema version 1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from waybill.common.registry import EventRegistry
+
+
+class OrderEvent(BaseModel):
+    """Base of every orders event: frozen, and names its CloudEvents type."""
+
+    model_config = ConfigDict(frozen=True)
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    email: str
+    phone: str | None = None
+
+
+class LineItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+
+
+class OrderPlaced(OrderEvent):
+    event_type: ClassVar[str] = "order.placed"
+    order_id: str
+    customer: Customer
+    items: tuple[LineItem, ...]
+    currency: str
+    total_cents: int
+    shipping_address: Address
+    payment_method: str
+    expires_at: datetime
+
+
+class OrderPaid(OrderEvent):
+    event_type: ClassVar[str] = "order.paid"
+    order_id: str
+    payment_id: str
+
+
+class OrderPaymentFailed(OrderEvent):
+    event_type: ClassVar[str] = "order.payment_failed"
+    order_id: str
+    payment_id: str | None = None
+    reason: str
+
+
+class OrderCancelled(OrderEvent):
+    event_type: ClassVar[str] = "order.cancelled"
+    order_id: str
+    reason: str | None = None
+
+
+class OrderExpired(OrderEvent):
+    event_type: ClassVar[str] = "order.expired"
+    order_id: str
+
+
+class OrderShipped(OrderEvent):
+    event_type: ClassVar[str] = "order.shipped"
+    order_id: str
+    shipment_id: str
+
+
+class OrderDelivered(OrderEvent):
+    event_type: ClassVar[str] = "order.delivered"
+    order_id: str
+    shipment_id: str
+
+
+class OrderReturned(OrderEvent):
+    event_type: ClassVar[str] = "order.returned"
+    order_id: str
+    shipment_id: str
+
+
+class StockSet(OrderEvent):
+    event_type: ClassVar[str] = "inventory.stock_set"
+    sku: str
+    available: int
+
+
+class StockReserved(OrderEvent):
+    event_type: ClassVar[str] = "inventory.reserved"
+    sku: str
+    order_id: str
+    quantity: int
+
+
+class StockReleased(OrderEvent):
+    event_type: ClassVar[str] = "inventory.released"
+    sku: str
+    order_id: str
+    quantity: int
+
+
+class StockCommitted(OrderEvent):
+    """Reserved units left the shelf for good (the order was paid)."""
+
+    event_type: ClassVar[str] = "inventory.committed"
+    sku: str
+    order_id: str
+    quantity: int
+
+
+ORDER_EVENTS: tuple[type[OrderEvent], ...] = (
+    OrderPlaced,
+    OrderPaid,
+    OrderPaymentFailed,
+    OrderCancelled,
+    OrderExpired,
+    OrderShipped,
+    OrderDelivered,
+    OrderReturned,
+)
+INVENTORY_EVENTS: tuple[type[OrderEvent], ...] = (
+    StockSet,
+    StockReserved,
+    StockReleased,
+    StockCommitted,
+)
+
+
+def register(registry: EventRegistry) -> EventRegistry:
+    for model in (*ORDER_EVENTS, *INVENTORY_EVENTS):
+        registry.register(model.event_type, model, version=model.schema_version)
+    return registry

@@ -1,0 +1,63 @@
+"""OpenTelemetry tracing: FastAPI spans, and W3C ``traceparent`` for Kafka headers.
+
+Spans are always created (so a ``traceparent`` is available to put on every event and one
+trace spans the whole saga); they are exported only when
+``settings.otel_exporter_otlp_endpoint`` is set (OTLP over HTTP). Without an endpoint the
+SDK runs with no exporter: ids are generated, nothing leaves the process.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from waybill.common.settings import WaybillSettings
+
+_propagator = TraceContextTextMapPropagator()
+# Probes and scrapes are frequent and uninteresting; do not trace them.
+_EXCLUDED_URLS = "health/live,health/ready,metrics"
+
+
+def _provider(service: str, settings: WaybillSettings) -> TracerProvider:
+    """The process-wide SDK provider (OpenTelemetry allows setting the global only once)."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    provider = TracerProvider(resource=Resource.create({"service.name": f"waybill-{service}"}))
+    endpoint = settings.otel_exporter_otlp_endpoint
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url = endpoint.rstrip("/")
+        if not url.endswith("/v1/traces"):
+            url += "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def configure_tracing(app: FastAPI, service: str, settings: WaybillSettings) -> TracerProvider:
+    """Install the SDK provider (once per process) and instrument ``app``."""
+    provider = _provider(service, settings)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls=_EXCLUDED_URLS)
+    return provider
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, to put on an outgoing Kafka record."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_from_traceparent(traceparent: str | None) -> Context:
+    """The context to start a consumer span in, continuing the producer's trace if given
+    (``tracer.start_as_current_span(name, context=...)``)."""
+    if not traceparent:
+        return Context()
+    return _propagator.extract({"traceparent": traceparent})

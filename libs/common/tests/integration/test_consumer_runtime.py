@@ -1,0 +1,336 @@
+"""The consumer runtime on real Kafka + PostgreSQL: effectively-once effects, retries, dead letters.
+
+Every test gets its own database, topics and consumer group. The handler's effect is a counter
+row per event id, incremented in the handler's transaction: "applied exactly once" means every
+counter is 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import REGISTRY
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from waybill.common.consumer.failures import FailureClass, PermanentError, TransientError
+from waybill.common.consumer.retry import RetryPolicy
+from waybill.common.consumer.runtime import EventConsumer
+from waybill.common.envelope import EventEnvelope
+from waybill.common.eventstore.schema import define_common_tables
+from waybill.common.registry import EventRegistry
+from waybill.common.testing import Infra
+
+pytestmark = pytest.mark.infra
+
+PROBE_TYPE = "probe.happened"
+FAST_RETRY = RetryPolicy(attempts=4, base_s=0.01, factor=2, max_s=0.05)
+DLQ_HEADERS = {
+    "dlq_error",
+    "dlq_failure_class",
+    "dlq_attempts",
+    "dlq_first_failed_at",
+    "dlq_last_failed_at",
+    "dlq_original_topic",
+    "dlq_original_partition",
+    "dlq_original_offset",
+    "dlq_consumer_group",
+    "dlq_service",
+}
+
+
+class Probe(BaseModel):
+    behaviour: str = "ok"  # ok | permanent | transient_twice | always_transient
+
+
+class _Rejected(PermanentError):
+    failure_class = FailureClass.BUSINESS_RULE
+
+
+@dataclass
+class Harness:
+    infra: Infra
+    engine: AsyncEngine
+    inbox: Table
+    effects: Table
+    topic: str
+    dlq_topic: str
+    group: str
+    calls: Counter[uuid.UUID] = field(default_factory=Counter)
+
+    async def handle(self, conn: AsyncConnection, envelope: EventEnvelope, payload: Any) -> None:
+        self.calls[envelope.id] += 1
+        # The effect comes first, so a failure below proves it is rolled back with the inbox row.
+        await conn.execute(
+            insert(self.effects)
+            .values(event_id=envelope.id, applied=1)
+            .on_conflict_do_update(
+                index_elements=[self.effects.c.event_id],
+                set_={"applied": self.effects.c.applied + 1},
+            )
+        )
+        behaviour = payload.behaviour
+        if behaviour == "permanent":
+            raise _Rejected("order cannot be shipped twice")
+        if behaviour == "transient_twice" and self.calls[envelope.id] <= 2:
+            raise TransientError("provider connection reset")
+        if behaviour == "always_transient":
+            raise TransientError("provider unreachable")
+
+    def consumer(self, retry: RetryPolicy = FAST_RETRY) -> EventConsumer:
+        registry = EventRegistry()
+        registry.register(PROBE_TYPE, Probe)
+        return EventConsumer(
+            bootstrap_servers=self.infra.bootstrap_servers,
+            group_id=self.group,
+            topics=[self.topic],
+            engine=self.engine,
+            inbox=self.inbox,
+            registry=registry,
+            handler=self.handle,
+            retry=retry,
+            dead_letter_topic=self.dlq_topic,
+            service="probe-service",
+        )
+
+    async def applied(self) -> dict[uuid.UUID, int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(self.effects.c.event_id, self.effects.c.applied))
+            return {row.event_id: row.applied for row in rows}
+
+
+def envelope(behaviour: str = "ok", *, key: str = "stream-1") -> EventEnvelope:
+    return EventEnvelope(
+        source="/waybill/probe",
+        type=PROBE_TYPE,
+        subject=key,
+        tenant_id="tenant-a",
+        correlation_id=str(uuid.uuid4()),
+        sequence=1,
+        data=Probe(behaviour=behaviour).model_dump(),
+    )
+
+
+async def produce(infra: Infra, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(0.1)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def read_topic(infra: Infra, topic: str, count: int, timeout_s: float = 30) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        await consumer.seek_to_beginning()
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while len(records) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture
+async def harness(infra: Infra) -> AsyncIterator[Harness]:
+    name = await asyncio.to_thread(infra.new_database, "consumer")
+    engine = create_async_engine(infra.settings().database_dsn(name))
+    metadata = MetaData()
+    _, _, inbox = define_common_tables(metadata)
+    effects = Table(
+        "effects",
+        metadata,
+        Column("event_id", UUID(as_uuid=True), primary_key=True),
+        Column("applied", Integer, nullable=False),
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield Harness(
+        infra=infra,
+        engine=engine,
+        inbox=inbox,
+        effects=effects,
+        topic=await infra.anew_topic("consumer", partitions=1),
+        dlq_topic=await infra.anew_topic("consumer-dlq", partitions=1),
+        group=f"group-{uuid.uuid4().hex[:12]}",
+    )
+    await engine.dispose()
+
+
+async def test_a_record_delivered_twice_is_applied_once(harness: Harness) -> None:
+    twice, other = envelope(), envelope()
+    # Twice in one batch (before the consumer runs), then once more after it was applied.
+    await produce(harness.infra, harness.topic, [twice.to_kafka(), twice.to_kafka()])
+    await produce(harness.infra, harness.topic, [other.to_kafka()])
+    consumer = harness.consumer()
+    await consumer.start()
+    try:
+        await eventually(lambda: _has(harness, {twice.id, other.id}))
+        await produce(harness.infra, harness.topic, [twice.to_kafka()])
+        labels = {
+            "service": "probe-service",
+            "group": harness.group,
+            "topic": harness.topic,
+            "outcome": "duplicate",
+        }
+        await eventually(_sample_reaches("waybill_consumer_records_total", labels, 2))
+    finally:
+        await consumer.stop()
+    assert await harness.applied() == {twice.id: 1, other.id: 1}
+
+
+async def test_poison_records_are_dead_lettered_and_their_partition_moves_on(
+    harness: Harness,
+) -> None:
+    before, after = envelope(), envelope()
+    rejected, exhausted = envelope("permanent"), envelope("always_transient")
+    malformed_key, _, malformed_headers = envelope().to_kafka()
+    malformed = (malformed_key, b"\x00not json{", malformed_headers)
+    poison = [rejected.to_kafka(), malformed, exhausted.to_kafka()]
+    # One partition, one key: the good record after the poison ones shares their partition.
+    await produce(harness.infra, harness.topic, [before.to_kafka(), *poison, after.to_kafka()])
+
+    consumer = harness.consumer()
+    await consumer.start()
+    try:
+        await eventually(lambda: _has(harness, {before.id, after.id}))
+        dead = await read_topic(harness.infra, harness.dlq_topic, count=3)
+    finally:
+        await consumer.stop()
+
+    assert await harness.applied() == {before.id: 1, after.id: 1}  # failed effects rolled back
+    assert [(r.key, r.value) for r in dead] == [(k, v) for k, v, _ in poison]
+    for record, (_, _, original_headers) in zip(dead, poison, strict=True):
+        headers = dict(record.headers)
+        assert list(record.headers)[: len(original_headers)] == original_headers
+        assert headers.keys() >= DLQ_HEADERS
+        assert headers["dlq_original_topic"] == harness.topic.encode()
+        assert headers["dlq_original_partition"] == b"0"
+        assert headers["dlq_consumer_group"] == harness.group.encode()
+        assert headers["dlq_service"] == b"probe-service"
+        assert headers["dlq_first_failed_at"] <= headers["dlq_last_failed_at"]
+    by_class = [dict(r.headers)["dlq_failure_class"] for r in dead]
+    assert by_class == [b"business_rule", b"permanent_invalid_input", b"transient_network"]
+    attempts = [dict(r.headers)["dlq_attempts"] for r in dead]
+    assert attempts == [b"1", b"1", str(FAST_RETRY.attempts).encode()]
+    offsets = [int(dict(r.headers)["dlq_original_offset"]) for r in dead]
+    assert offsets == [1, 2, 3]
+
+
+async def test_a_transient_failure_is_retried_until_it_succeeds_and_applied_once(
+    harness: Harness,
+) -> None:
+    flaky = envelope("transient_twice")
+    await produce(harness.infra, harness.topic, [flaky.to_kafka()])
+    labels = {
+        "service": "probe-service",
+        "group": harness.group,
+        "failure_type": "transient_network",
+    }
+    consumer = harness.consumer()
+    await consumer.start()
+    try:
+        await eventually(lambda: _has(harness, {flaky.id}))
+    finally:
+        await consumer.stop()
+    assert harness.calls[flaky.id] == 3
+    assert await harness.applied() == {flaky.id: 1}
+    assert sample("waybill_event_handler_retries_total", **labels) == 2
+    assert sample("waybill_dead_letters_total", **labels) == 0
+
+
+async def test_every_event_is_applied_exactly_once_across_a_broker_restart(
+    infra: Infra, harness: Harness
+) -> None:
+    harness.topic = await infra.anew_topic("consumer-restart")  # several partitions
+    total, restart_after = 240, 60
+    acked: list[uuid.UUID] = []
+    consumer = harness.consumer(RetryPolicy(attempts=3, base_s=0.05, max_s=0.5))
+    await consumer.start()
+    producer_task = asyncio.create_task(_produce_steadily(infra, harness.topic, total, acked))
+    try:
+        await eventually(lambda: _as_true(len(acked) >= restart_after))
+        await eventually(lambda: _applied_at_least(harness, 1))  # consuming has begun
+        await asyncio.to_thread(infra.stop_kafka)
+        await asyncio.to_thread(infra.start_kafka)
+        await asyncio.wait_for(producer_task, timeout=120)
+        await eventually(lambda: _has(harness, set(acked)), timeout_s=120)
+    finally:
+        producer_task.cancel()
+        await consumer.stop()
+    applied = await harness.applied()
+    assert len(acked) == total
+    assert set(applied) == set(acked)
+    assert set(applied.values()) == {1}
+
+
+async def _produce_steadily(infra: Infra, topic: str, total: int, acked: list[uuid.UUID]) -> None:
+    """Produce ``total`` events, each retried until acked (a retry may duplicate it: fine)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=infra.bootstrap_servers, acks="all", request_timeout_ms=3000
+    )
+    await producer.start()
+    try:
+        for n in range(total):
+            event = envelope(key=f"stream-{n % 17}")
+            key, value, headers = event.to_kafka()
+            while True:
+                try:
+                    await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+                    break
+                except KafkaError:
+                    await asyncio.sleep(0.2)
+            acked.append(event.id)
+            await asyncio.sleep(0.01)
+    finally:
+        await producer.stop()
+
+
+async def _has(harness: Harness, ids: set[uuid.UUID]) -> bool:
+    return ids <= (await harness.applied()).keys()
+
+
+async def _applied_at_least(harness: Harness, count: int) -> bool:
+    return len(await harness.applied()) >= count
+
+
+async def _as_true(value: bool) -> bool:
+    return value
+
+
+def _sample_reaches(
+    name: str, labels: dict[str, str], value: float
+) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return sample(name, **labels) >= value
+
+    return check

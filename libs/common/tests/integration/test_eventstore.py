@@ -1,0 +1,225 @@
+"""The event store on a real PostgreSQL: optimistic concurrency, outbox rows, transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import MetaData, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from waybill.common.db import create_engine
+from waybill.common.eventstore import (
+    ConcurrencyError,
+    EventStore,
+    NewEvent,
+    define_common_tables,
+    retry_on_conflict,
+)
+
+
+@dataclass
+class Db:
+    engine: AsyncEngine
+    store: EventStore
+    events: Table
+    outbox: Table
+
+
+@pytest.fixture
+async def db(infra) -> AsyncIterator[Db]:
+    name = await asyncio.to_thread(infra.new_database, "eventstore")
+    metadata = MetaData()
+    events, outbox, _ = define_common_tables(metadata)
+    engine = create_engine(infra.settings().database_dsn(name), pool_size=4)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    store = EventStore(events, outbox, source="/waybill/test", topic="test.events")
+    yield Db(engine, store, events, outbox)
+    await engine.dispose()
+
+
+def placed(n: int = 1) -> list[NewEvent]:
+    return [NewEvent("order.placed", {"n": i}) for i in range(n)]
+
+
+async def append(db: Db, stream_id: str, expected: int, events: list[NewEvent] | None = None):
+    async with db.engine.begin() as conn:
+        return await db.store.append(
+            conn,
+            stream_id=stream_id,
+            stream_type="order",
+            tenant_id="t1",
+            events=events or placed(),
+            expected_version=expected,
+            correlation_id="corr-1",
+        )
+
+
+async def count(db: Db, table: Table, stream_id: str) -> int:
+    column = table.c.stream_id if table is db.events else table.c.key
+    value = stream_id if table is db.events else stream_id.encode()
+    async with db.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).where(column == value))).scalar_one()
+
+
+async def wait_until_blocked_on_a_lock(db: Db, deadline_s: float = 10.0) -> None:
+    """Poll pg_stat_activity until some session of this database waits on a lock."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + deadline_s
+    async with db.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            if (await conn.exec_driver_sql(query)).scalar_one() > 0:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("the second append never blocked on the first one's row")
+
+
+async def test_two_concurrent_appends_at_one_expected_version_yield_exactly_one_winner(db):
+    stream = f"order-{uuid.uuid4()}"
+    await append(db, stream, 0)
+    # A holds its uncommitted version 2 while B tries the same version: B must block on the
+    # unique index, then lose once A commits -- the race the unique constraint exists for.
+    async with db.engine.begin() as conn_a:
+        await db.store.append(
+            conn_a,
+            stream_id=stream,
+            stream_type="order",
+            tenant_id="t1",
+            events=placed(),
+            expected_version=1,
+            correlation_id="a",
+        )
+        b = asyncio.create_task(append(db, stream, 1))
+        await wait_until_blocked_on_a_lock(db)
+    with pytest.raises(ConcurrencyError) as lost:
+        await b
+    assert lost.value.stream_id == stream and lost.value.expected_version == 1
+    async with db.engine.connect() as conn:
+        loaded = await db.store.load(conn, stream)
+    assert [(e.version, e.metadata["correlation_id"]) for e in loaded] == [(1, "corr-1"), (2, "a")]
+    assert await count(db, db.outbox, stream) == 2
+
+
+async def test_many_racing_appends_at_one_version_have_one_winner(db):
+    stream = f"order-{uuid.uuid4()}"
+    outcomes = await asyncio.gather(
+        *(append(db, stream, 0) for _ in range(8)), return_exceptions=True
+    )
+    winners = [o for o in outcomes if isinstance(o, list)]
+    losers = [o for o in outcomes if isinstance(o, ConcurrencyError)]
+    assert len(winners) == 1 and len(losers) == 7
+    assert await count(db, db.events, stream) == 1
+    assert await count(db, db.outbox, stream) == 1
+
+
+@pytest.mark.parametrize("expected", [0, 2, 5])
+async def test_append_at_a_wrong_expected_version_raises_and_writes_nothing(db, expected):
+    stream = f"order-{uuid.uuid4()}"
+    await append(db, stream, 0)  # the stream is at version 1
+    with pytest.raises(ConcurrencyError) as err:
+        await append(db, stream, expected)
+    assert err.value.actual_version in (1, None)
+    assert await count(db, db.events, stream) == 1
+    assert await count(db, db.outbox, stream) == 1
+
+
+async def test_appended_events_load_back_in_version_order_with_growing_global_positions(db):
+    stream = f"order-{uuid.uuid4()}"
+    first = await append(db, stream, 0, placed(3))
+    second = await append(db, stream, 3, [NewEvent("order.paid", {"amount": "9.99"}, 2)])
+    async with db.engine.connect() as conn:
+        loaded = await db.store.load(conn, stream)
+        tail = await db.store.load(conn, stream, after_version=2)
+        version = await db.store.stream_version(conn, stream)
+    assert loaded == [*first, *second]
+    assert [e.version for e in loaded] == [1, 2, 3, 4]
+    positions = [e.global_position for e in loaded]
+    assert positions == sorted(positions) and len(set(positions)) == 4
+    assert loaded[3].type == "order.paid" and loaded[3].schema_version == 2
+    assert loaded[3].data == {"amount": "9.99"}
+    assert [e.version for e in tail] == [3, 4]
+    assert version == 4
+
+
+async def test_each_event_gets_an_outbox_record_in_cloudevents_binary_mode(db):
+    stream = f"order-{uuid.uuid4()}"
+    recorded = await append(db, stream, 0, placed(2))
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(select(db.outbox).order_by(db.outbox.c.id))).all()
+    assert [row.event_id for row in rows] == [e.event_id for e in recorded]
+    for row, event in zip(rows, recorded, strict=True):
+        headers = dict(row.headers if isinstance(row.headers, list) else json.loads(row.headers))
+        assert row.topic == "test.events" and row.key == stream.encode()
+        assert json.loads(row.value) == event.data
+        assert headers["ce_id"] == str(event.event_id)
+        assert headers["ce_sequence"] == str(event.version)
+        assert headers["ce_type"] == "order.placed" and headers["ce_subject"] == stream
+        assert headers["ce_tenantid"] == "t1" and headers["ce_correlationid"] == "corr-1"
+
+
+async def test_append_joins_the_callers_transaction_and_rolls_back_with_it(db):
+    stream = f"order-{uuid.uuid4()}"
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort):
+        async with db.engine.begin() as conn:
+            await db.store.append(
+                conn,
+                stream_id=stream,
+                stream_type="order",
+                tenant_id="t1",
+                events=placed(),
+                expected_version=0,
+                correlation_id="c",
+            )
+            raise Abort
+    assert await count(db, db.events, stream) == 0
+    assert await count(db, db.outbox, stream) == 0
+
+
+async def test_retry_on_conflict_reruns_the_command_until_it_wins(db):
+    stream = f"order-{uuid.uuid4()}"
+    await append(db, stream, 0)
+    attempts = 0
+
+    async def command():
+        nonlocal attempts
+        attempts += 1
+        async with db.engine.begin() as conn:
+            # The first attempt decides on a stale read, as if a rival had just appended.
+            version = 0 if attempts == 1 else await db.store.stream_version(conn, stream)
+            return await db.store.append(
+                conn,
+                stream_id=stream,
+                stream_type="order",
+                tenant_id="t1",
+                events=placed(),
+                expected_version=version,
+                correlation_id="c",
+            )
+
+    recorded = await retry_on_conflict(command, delays=(0.01, 0.01))
+    assert attempts == 2 and recorded[0].version == 2
+
+
+async def test_retry_on_conflict_gives_up_after_its_delays():
+    calls = 0
+
+    async def always_conflicts():
+        nonlocal calls
+        calls += 1
+        raise ConcurrencyError("s", 1, 2)
+
+    with pytest.raises(ConcurrencyError):
+        await retry_on_conflict(always_conflicts, delays=(0.001, 0.001, 0.001))
+    assert calls == 4

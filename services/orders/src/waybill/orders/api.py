@@ -1,0 +1,150 @@
+"""HTTP routes of the orders service (CONTRACT.md § orders). Thin: parse, authorise, call, map."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+
+from waybill.common.auth import Principal, require_role
+from waybill.common.contracts.orders import Address, Customer, LineItem
+from waybill.common.http.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from waybill.common.observability.tracing import current_traceparent
+from waybill.orders.domain import order as o
+from waybill.orders.domain.order import OrderStatus
+from waybill.orders.handlers import Caller, OrderHandlers, request_fingerprint
+from waybill.orders.schemas import SKU_PATTERN, PlaceOrderIn, SetStockIn
+from waybill.orders.views import EventView, OrderView, StockView
+
+router = APIRouter()
+Sku = Annotated[str, Path(pattern=SKU_PATTERN)]
+OrderId = Annotated[str, Path(pattern=r"^ord_[0-9a-f]{32}$")]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+
+service_or_admin = require_role("service", "admin")
+admin_only = require_role("admin")
+
+
+def handlers(request: Request) -> OrderHandlers:
+    return request.app.state.handlers  # type: ignore[no-any-return]
+
+
+Handlers = Annotated[OrderHandlers, Depends(handlers)]
+
+
+def caller_of(request: Request, principal: Principal) -> Caller:
+    return Caller(
+        tenant_id=principal.tenant_id,
+        correlation_id=request.state.correlation_id,
+        traceparent=current_traceparent(),
+    )
+
+
+@router.put("/inventory/{sku}", response_model=StockView, tags=["inventory"])
+async def set_stock(
+    sku: Sku,
+    body: SetStockIn,
+    request: Request,
+    svc: Handlers,
+    principal: Annotated[Principal, Depends(admin_only)],
+) -> StockView:
+    """Set the units of ``sku`` available for sale (admin)."""
+    return await svc.set_stock(caller_of(request, principal), sku, body.available)
+
+
+@router.get("/inventory/{sku}", response_model=StockView, tags=["inventory"])
+async def get_stock(
+    sku: Sku, svc: Handlers, principal: Annotated[Principal, Depends(service_or_admin)]
+) -> StockView:
+    return await svc.get_stock(principal.tenant_id, sku)
+
+
+@router.post("/orders", status_code=201, response_model=OrderView, tags=["orders"])
+async def place_order(
+    body: PlaceOrderIn,
+    request: Request,
+    response: Response,
+    svc: Handlers,
+    principal: Annotated[Principal, Depends(require_role("service"))],
+    idempotency_key: IdempotencyKey = None,
+) -> OrderView:
+    """Place an order and reserve its stock. Same ``Idempotency-Key`` + body -> same order."""
+    command = o.PlaceOrder(
+        order_id=f"ord_{uuid.uuid4().hex}",
+        customer=Customer.model_validate(body.customer.model_dump()),
+        items=tuple(LineItem.model_validate(i.model_dump()) for i in body.items),
+        currency=str(body.currency),
+        shipping_address=Address.model_validate(body.shipping_address.model_dump()),
+        payment_method=body.payment_method,
+        expires_at=svc.clock() + svc.reservation_ttl,
+    )
+    idempotency = None
+    if idempotency_key is not None:
+        idempotency = (idempotency_key, request_fingerprint(body.model_dump(mode="json")))
+    view, created = await svc.place_order(caller_of(request, principal), command, idempotency)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return view
+
+
+@router.get("/orders", response_model=Page[OrderView], tags=["orders"])
+async def list_orders(
+    svc: Handlers,
+    principal: Annotated[Principal, Depends(service_or_admin)],
+    page: Annotated[PageParams, Depends(page_params)],
+    status: Annotated[OrderStatus | None, Query()] = None,
+) -> Page[OrderView]:
+    after = None
+    if page.cursor is not None:
+        cursor = decode_cursor(page.cursor)
+        after = (str(cursor.get("c")), str(cursor.get("id")))
+    items, last = await svc.list_orders(
+        principal.tenant_id,
+        status=status.value if status else None,
+        limit=page.limit,
+        after=after,
+    )
+    next_cursor = encode_cursor({"c": last[0], "id": last[1]}) if last else None
+    return Page[OrderView](items=items, next_cursor=next_cursor)
+
+
+@router.get("/orders/{order_id}", response_model=OrderView, tags=["orders"])
+async def get_order(
+    order_id: OrderId, svc: Handlers, principal: Annotated[Principal, Depends(service_or_admin)]
+) -> OrderView:
+    return await svc.get_order(principal.tenant_id, order_id)
+
+
+@router.get("/orders/{order_id}/events", response_model=Page[EventView], tags=["orders"])
+async def order_events(
+    order_id: OrderId, svc: Handlers, principal: Annotated[Principal, Depends(service_or_admin)]
+) -> Page[EventView]:
+    """The order's event stream, in version order."""
+    recorded = await svc.order_events(principal.tenant_id, order_id)
+    items = [
+        EventView(
+            id=str(r.event_id),
+            type=r.type,
+            version=r.version,
+            schema_version=r.schema_version,
+            data=r.data,
+            recorded_at=r.recorded_at,
+            global_position=r.global_position,
+        )
+        for r in recorded
+    ]
+    return Page[EventView](items=items, next_cursor=None)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=OrderView, tags=["orders"])
+async def cancel_order(
+    order_id: OrderId,
+    request: Request,
+    svc: Handlers,
+    principal: Annotated[Principal, Depends(service_or_admin)],
+) -> OrderView:
+    """Cancel an order and release its stock; 409 once it has shipped."""
+    return await svc.cancel_order(caller_of(request, principal), order_id)
+
+

@@ -1,0 +1,1 @@
+"""The orders domain: pure deciders (no I/O, no framework). See STYLE.md § Decide, then evolve."""

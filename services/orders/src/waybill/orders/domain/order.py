@@ -1,0 +1,269 @@
+"""The order aggregate as a decider: ``decide(state, command) -> events``, ``evolve(state, event)``.
+
+Status machine (anything else is INVALID_TRANSITION):
+
+    (new) --place--> pending_payment --pay--> paid --ship--> shipped --deliver--> delivered
+                     |  --fail payment--> payment_failed           |  --return--> returned
+                     |  --cancel--> cancelled   <--cancel-- paid   delivered --return--> returned
+                     |  --expire--> expired
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from waybill.common.contracts.orders import (
+    Address,
+    Customer,
+    LineItem,
+    OrderCancelled,
+    OrderDelivered,
+    OrderEvent,
+    OrderExpired,
+    OrderPaid,
+    OrderPaymentFailed,
+    OrderPlaced,
+    OrderReturned,
+    OrderShipped,
+)
+from waybill.orders.domain.errors import (
+    CannotCancelAfterShipping,
+    InvalidOrder,
+    InvalidTransition,
+)
+
+
+class OrderStatus(StrEnum):
+    new = "new"  # no events yet; never visible through the API
+    pending_payment = "pending_payment"
+    paid = "paid"
+    shipped = "shipped"
+    delivered = "delivered"
+    returned = "returned"
+    cancelled = "cancelled"
+    payment_failed = "payment_failed"
+    expired = "expired"
+
+
+# The one table of allowed moves; the decider and the property tests both read it.
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.new: frozenset({OrderStatus.pending_payment}),
+    OrderStatus.pending_payment: frozenset(
+        {
+            OrderStatus.paid,
+            OrderStatus.payment_failed,
+            OrderStatus.cancelled,
+            OrderStatus.expired,
+        }
+    ),
+    OrderStatus.paid: frozenset({OrderStatus.shipped, OrderStatus.cancelled}),
+    OrderStatus.shipped: frozenset({OrderStatus.delivered, OrderStatus.returned}),
+    OrderStatus.delivered: frozenset({OrderStatus.returned}),
+    OrderStatus.returned: frozenset(),
+    OrderStatus.cancelled: frozenset(),
+    OrderStatus.payment_failed: frozenset(),
+    OrderStatus.expired: frozenset(),
+}
+SHIPPED_OR_LATER = frozenset({OrderStatus.shipped, OrderStatus.delivered, OrderStatus.returned})
+# Statuses in which the order still holds a stock reservation (released on leaving them
+# for cancelled / payment_failed / expired; committed on payment).
+HOLDS_RESERVATION = frozenset({OrderStatus.pending_payment})
+MAX_ITEMS = 100
+MAX_QUANTITY = 10_000
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    status: OrderStatus = OrderStatus.new
+    version: int = 0
+    items: tuple[LineItem, ...] = ()
+    total_cents: int = 0
+    expires_at: datetime | None = None
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    order_id: str
+    customer: Customer
+    items: tuple[LineItem, ...]
+    currency: str
+    shipping_address: Address
+    payment_method: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class MarkPaid:
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class MarkPaymentFailed:
+    reason: str
+    payment_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ExpireOrder:
+    now: datetime
+
+
+@dataclass(frozen=True)
+class MarkShipped:
+    shipment_id: str
+
+
+@dataclass(frozen=True)
+class MarkDelivered:
+    shipment_id: str
+
+
+@dataclass(frozen=True)
+class MarkReturned:
+    shipment_id: str
+
+
+Command = (
+    PlaceOrder
+    | MarkPaid
+    | MarkPaymentFailed
+    | CancelOrder
+    | ExpireOrder
+    | MarkShipped
+    | MarkDelivered
+    | MarkReturned
+)
+
+
+def decide(state: Order, command: Command) -> list[OrderEvent]:
+    """The events ``command`` produces on ``state``, or a domain error. Pure."""
+    match command:
+        case PlaceOrder():
+            _require(state, OrderStatus.pending_payment, "place")
+            _validate_items(command.items)
+            total = sum(i.quantity * i.unit_price_cents for i in command.items)
+            return [
+                OrderPlaced(
+                    order_id=command.order_id,
+                    customer=command.customer,
+                    items=command.items,
+                    currency=command.currency,
+                    total_cents=total,
+                    shipping_address=command.shipping_address,
+                    payment_method=command.payment_method,
+                    expires_at=command.expires_at,
+                )
+            ]
+        case MarkPaid():
+            if state.status is OrderStatus.paid:
+                return []  # the same payment outcome again: nothing new to say
+            _require(state, OrderStatus.paid, "mark paid")
+            return [OrderPaid(order_id=state.order_id, payment_id=command.payment_id)]
+        case MarkPaymentFailed():
+            if state.status is OrderStatus.payment_failed:
+                return []
+            _require(state, OrderStatus.payment_failed, "fail payment of")
+            return [
+                OrderPaymentFailed(
+                    order_id=state.order_id, payment_id=command.payment_id, reason=command.reason
+                )
+            ]
+        case CancelOrder():
+            if state.status in SHIPPED_OR_LATER:
+                raise CannotCancelAfterShipping(
+                    f"order {state.order_id} is {state.status.value}; it can no longer be cancelled"
+                )
+            _require(state, OrderStatus.cancelled, "cancel")
+            return [OrderCancelled(order_id=state.order_id, reason=command.reason)]
+        case ExpireOrder():
+            if state.status is not OrderStatus.pending_payment:
+                return []  # paid, cancelled, ... in the meantime: nothing to expire
+            if state.expires_at is not None and command.now < state.expires_at:
+                return []
+            return [OrderExpired(order_id=state.order_id)]
+        case MarkShipped():
+            if state.status is OrderStatus.shipped:
+                return []
+            _require(state, OrderStatus.shipped, "ship")
+            return [OrderShipped(order_id=state.order_id, shipment_id=command.shipment_id)]
+        case MarkDelivered():
+            if state.status is OrderStatus.delivered:
+                return []
+            _require(state, OrderStatus.delivered, "deliver")
+            return [OrderDelivered(order_id=state.order_id, shipment_id=command.shipment_id)]
+        case MarkReturned():
+            if state.status is OrderStatus.returned:
+                return []
+            _require(state, OrderStatus.returned, "return")
+            return [OrderReturned(order_id=state.order_id, shipment_id=command.shipment_id)]
+    raise TypeError(f"unknown command {command!r}")  # pragma: no cover - exhaustive match
+
+
+_STATUS_AFTER: dict[type[OrderEvent], OrderStatus] = {
+    OrderPlaced: OrderStatus.pending_payment,
+    OrderPaid: OrderStatus.paid,
+    OrderPaymentFailed: OrderStatus.payment_failed,
+    OrderCancelled: OrderStatus.cancelled,
+    OrderExpired: OrderStatus.expired,
+    OrderShipped: OrderStatus.shipped,
+    OrderDelivered: OrderStatus.delivered,
+    OrderReturned: OrderStatus.returned,
+}
+
+
+def evolve(state: Order, event: OrderEvent) -> Order:
+    """The state after ``event``. Pure; never raises for an event decide() produced."""
+    status = _STATUS_AFTER[type(event)]
+    state = replace(state, status=status, version=state.version + 1)
+    if isinstance(event, OrderPlaced):
+        state = replace(
+            state,
+            order_id=event.order_id,
+            items=event.items,
+            total_cents=event.total_cents,
+            expires_at=event.expires_at,
+        )
+    return state
+
+
+def fold(order_id: str, events: list[OrderEvent]) -> Order:
+    state = Order(order_id=order_id)
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+def releases_reservation(before: OrderStatus, after: OrderStatus) -> bool:
+    """Leaving a reservation-holding status for a closed one gives the stock back."""
+    return before in HOLDS_RESERVATION and after not in HOLDS_RESERVATION and after is not OrderStatus.paid
+
+
+def _require(state: Order, target: OrderStatus, verb: str) -> None:
+    if target not in TRANSITIONS[state.status]:
+        raise InvalidTransition(f"cannot {verb} an order that is {state.status.value}")
+
+
+def _validate_items(items: tuple[LineItem, ...]) -> None:
+    if not items:
+        raise InvalidOrder("an order needs at least one item")
+    if len(items) > MAX_ITEMS:
+        raise InvalidOrder(f"an order has at most {MAX_ITEMS} items")
+    skus = [i.sku for i in items]
+    if len(set(skus)) != len(skus):
+        raise InvalidOrder("each sku may appear once per order; add up the quantities")
+    for item in items:
+        if not 0 < item.quantity <= MAX_QUANTITY:
+            raise InvalidOrder(f"quantity of {item.sku} must be between 1 and {MAX_QUANTITY}")
+        if item.unit_price_cents < 0:
+            raise InvalidOrder(f"unit_price_cents of {item.sku} must not be negative")

@@ -1,0 +1,13 @@
+"""Settings of the orders service (``WAYBILL_`` prefix, like every Waybill setting)."""
+
+from __future__ import annotations
+
+from waybill.common import ports
+from waybill.common.settings import WaybillSettings
+
+
+class OrdersSettings(WaybillSettings):
+    orders_port: int = ports.ORDERS
+    orders_reservation_ttl_s: float = 15 * 60
+    orders_expiry_interval_s: float = 5.0
+    orders_db_pool_size: int = 10
