@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from waybill.common.db import create_engine
 from waybill.common.eventstore import (
     ConcurrencyError,

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from waybill.common.db import create_engine
 from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, define_common_tables
 from waybill.common.outbox import DEFAULT_LOCK_KEY, OutboxRelay
@@ -115,18 +116,17 @@ async def read_topic(
     outbox: Outbox, until: Callable[[list[Any]], bool], timeout_s: float = 30.0
 ) -> list[Any]:
     """Every record on the topic from the start, read until ``until(records)`` holds."""
+    # A fresh group per read: it starts from the earliest offset of every partition.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=outbox.bootstrap_servers, enable_auto_commit=False
+        outbox.topic,
+        bootstrap_servers=outbox.bootstrap_servers,
+        group_id=f"reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     records: list[Any] = []
     try:
-        await consumer.topics()  # loads cluster metadata, so the partitions are known
-        partitions = consumer.partitions_for_topic(outbox.topic) or set()
-        assert partitions, f"topic {outbox.topic} has no partitions"
-
-        consumer.assign([TopicPartition(outbox.topic, p) for p in partitions])
-        consumer.seek_to_beginning()
         deadline = time.monotonic() + timeout_s
         while not until(records):
             if time.monotonic() > deadline:

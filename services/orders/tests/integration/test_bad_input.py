@@ -30,9 +30,7 @@ BAD_BODIES = {
     "negative price": _body(items=[{"sku": SKU, "quantity": 1, "unit_price_cents": -1}]),
     "no items": _body(items=[]),
     "unknown field": {**_body(), "discount": 10},
-    "unknown nested field": _body(
-        customer={"id": "c", "email": "a@example.com", "vip": True}
-    ),
+    "unknown nested field": _body(customer={"id": "c", "email": "a@example.com", "vip": True}),
     "bad email": _body(customer={"id": "c", "email": "not-an-email"}),
     "bad currency": _body(currency="XYZ"),
     "numeric currency": _body(currency=840),

@@ -7,8 +7,8 @@ import json
 import uuid
 
 from aiokafka import AIOKafkaConsumer
-
 from waybill.common import topics
+from waybill.common.testing import new_tenant
 
 from .conftest import Tenant, order_body
 
@@ -78,7 +78,9 @@ async def test_another_tenant_cannot_see_or_cancel_an_order(tenant: Tenant, infr
     assert (await other.service.post(f"/orders/{order['id']}/cancel")).status_code == 404
     assert (await other.service.get("/orders")).json()["items"] == []
     assert (await other.admin.get("/inventory/ISO")).status_code == 404
-    assert (await tenant.service.get(f"/orders/{order['id']}")).json()["status"] == "pending_payment"
+    assert (await tenant.service.get(f"/orders/{order['id']}")).json()[
+        "status"
+    ] == "pending_payment"
 
 
 async def test_wrong_role_is_forbidden_and_no_key_is_unauthenticated(tenant: Tenant):
@@ -145,15 +147,4 @@ async def _first_record(consumer: AIOKafkaConsumer, key: str):
 
 
 async def _another_tenant(infra, orders_service) -> Tenant:
-    import httpx
-
-    from waybill.common.auth import issue_key
-
-    tenant_id = f"t_{uuid.uuid4().hex[:10]}"
-    clients = {}
-    for role in ("admin", "service", "agent"):
-        issued = await issue_key(infra.settings(), tenant_id=tenant_id, role=role)
-        clients[role] = httpx.AsyncClient(
-            base_url=orders_service.url, headers={"Authorization": f"Bearer {issued.key}"}
-        )
-    return Tenant(id=tenant_id, **clients)
+    return await new_tenant(infra, orders_service.url)

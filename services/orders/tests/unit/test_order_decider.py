@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from waybill.common.contracts.orders import Address, Customer, LineItem, OrderCancelled
 from waybill.orders.domain import order as o
 from waybill.orders.domain.errors import (
@@ -17,7 +16,10 @@ from waybill.orders.domain.errors import (
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def place(items=(LineItem(sku="A", quantity=2, unit_price_cents=500),)) -> o.PlaceOrder:
+TWO_OF_A = (LineItem(sku="A", quantity=2, unit_price_cents=500),)
+
+
+def place(items=TWO_OF_A) -> o.PlaceOrder:
     return o.PlaceOrder(
         order_id="ord_1",
         customer=Customer(id="c1", email="c@example.com"),
@@ -52,7 +54,9 @@ def test_an_order_is_placed_only_once():
 @pytest.mark.parametrize("quantity", [0, -1, o.MAX_QUANTITY + 1])
 def test_quantities_outside_the_allowed_range_are_refused(quantity):
     with pytest.raises(InvalidOrder):
-        o.decide(o.Order("ord_1"), place([LineItem(sku="A", quantity=quantity, unit_price_cents=1)]))
+        o.decide(
+            o.Order("ord_1"), place([LineItem(sku="A", quantity=quantity, unit_price_cents=1)])
+        )
 
 
 def test_an_order_without_items_is_refused():

@@ -40,6 +40,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table as RichTable
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from waybill.common.db import create_engine
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore import EventStore, NewEvent, define_common_tables

@@ -18,6 +18,7 @@ from alembic import context
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from waybill.common.db import async_url
 
 

@@ -13,12 +13,12 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
-
 from waybill.common import topics
 from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres, ManagedProcess
 from waybill.common.infra.kafka import ensure_topics
@@ -40,12 +40,12 @@ class Infra:
 
     def settings(self, **overrides: object) -> WaybillSettings:
         """Settings pointing at this session's servers (as a service process would read them)."""
-        return WaybillSettings(
-            database_url=self.server_url,
-            kafka_bootstrap_servers=self.bootstrap_servers,
-            state_dir=self.root / "state",
-            **overrides,  # type: ignore[arg-type]
-        )
+        values: dict[str, object] = {
+            "database_url": self.server_url,
+            "kafka_bootstrap_servers": self.bootstrap_servers,
+            "state_dir": self.root / "state",
+        }
+        return WaybillSettings(**(values | overrides))  # type: ignore[arg-type]
 
     def env(self) -> dict[str, str]:
         """Environment for a child process that should use these servers."""
@@ -146,8 +146,6 @@ def start_service(
     import sys
     import time
 
-    import httpx
-
     port = free_port()
     env = {**infra.env(), port_setting: str(port), "WAYBILL_LOG_JSON": "true"}
     env.update(extra_env or {})
@@ -172,3 +170,73 @@ def start_service(
         time.sleep(0.2)
     process.stop()
     raise TimeoutError(f"{module} not ready in 90 s:\n{process.tail(60)}")
+
+
+@dataclass
+class Tenant:
+    """A fresh tenant with one API key per role and an HTTP client for each."""
+
+    id: str
+    admin: httpx.AsyncClient
+    service: httpx.AsyncClient
+    agent: httpx.AsyncClient
+
+    async def stock(self, sku: str, available: int) -> None:
+        response = await self.admin.put(f"/inventory/{sku}", json={"available": available})
+        assert response.status_code == 200, response.text
+
+    async def aclose(self) -> None:
+        for client in (self.admin, self.service, self.agent):
+            await client.aclose()
+
+
+async def new_tenant(infra: Infra, base_url: str) -> Tenant:
+    """Issue keys for a brand-new tenant (every test gets its own: isolation, no cleanup)."""
+    from waybill.common.auth import issue_key
+
+    tenant_id = f"t_{uuid.uuid4().hex[:10]}"
+    clients = {}
+    for role in ("admin", "service", "agent"):
+        issued = await issue_key(infra.settings(), tenant_id=tenant_id, role=role)
+        clients[role] = httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": f"Bearer {issued.key}"}, timeout=30
+        )
+    return Tenant(id=tenant_id, **clients)
+
+
+def order_body(sku: str = "SKU-1", quantity: int = 1, **overrides: object) -> dict[str, object]:
+    """A valid ``POST /orders`` body (CONTRACT.md § orders) with optional overrides."""
+    body: dict[str, object] = {
+        "customer": {"id": "cus_1", "email": "ada@example.com", "phone": "+15551234567"},
+        "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 1250}],
+        "currency": "USD",
+        "shipping_address": {
+            "line1": "1 Main St",
+            "city": "Springfield",
+            "postal_code": "12345",
+            "country": "US",
+        },
+        "payment_method": "pm_card_ok",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture(scope="session")
+def orders_service(infra: Infra) -> Iterator[ServiceProcess]:
+    """The orders service as a real process on the session's PostgreSQL and Kafka."""
+    from waybill.common.auth import ensure_auth_schema
+    from waybill.common.settings import AUTH_DATABASE
+
+    create_databases(infra.server_url, [AUTH_DATABASE])
+    asyncio.run(ensure_auth_schema(infra.settings()))
+    service = start_service(infra, "waybill.orders", "WAYBILL_ORDERS_PORT")
+    yield service
+    service.process.stop()
+
+
+@pytest.fixture
+async def tenant(infra: Infra, orders_service: ServiceProcess) -> AsyncIterator[Tenant]:
+    tenant = await new_tenant(infra, orders_service.url)
+    yield tenant
+    await tenant.aclose()

@@ -6,10 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-
 from waybill.common.auth import Principal, require_role
 from waybill.common.contracts.orders import Address, Customer, LineItem
-from waybill.common.http.pagination import Page, PageParams, decode_cursor, encode_cursor, page_params
+from waybill.common.http.pagination import (
+    Page,
+    PageParams,
+    decode_cursor,
+    encode_cursor,
+    page_params,
+)
 from waybill.common.observability.tracing import current_traceparent
 from waybill.orders.domain import order as o
 from waybill.orders.domain.order import OrderStatus
@@ -20,7 +25,9 @@ from waybill.orders.views import EventView, OrderView, StockView
 router = APIRouter()
 Sku = Annotated[str, Path(pattern=SKU_PATTERN)]
 OrderId = Annotated[str, Path(pattern=r"^ord_[0-9a-f]{32}$")]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+]
 
 service_or_admin = require_role("service", "admin")
 admin_only = require_role("admin")
@@ -146,5 +153,3 @@ async def cancel_order(
 ) -> OrderView:
     """Cancel an order and release its stock; 409 once it has shipped."""
     return await svc.cancel_order(caller_of(request, principal), order_id)
-
-

@@ -1,4 +1,4 @@
-"""Bootstrap: settings, database, event store, outbox relay, expiry runner and routes, wired once."""
+"""Bootstrap: settings, database, store, outbox relay, expiry runner and routes, wired once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-
 from waybill.common import topics
 from waybill.common.asyncapi import asyncapi_document
 from waybill.common.auth import KeyStore
@@ -37,9 +36,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     settings = settings or OrdersSettings()
     configure_logging(SERVICE, settings)
     database = service_database(SERVICE)
-    engine = create_engine(
-        settings.database_dsn(database), pool_size=settings.orders_db_pool_size
-    )
+    engine = create_engine(settings.database_dsn(database), pool_size=settings.orders_db_pool_size)
     registry = contract.register(EventRegistry())
     store = EventStore(
         projections.events,
@@ -54,9 +51,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         reservation_ttl=timedelta(seconds=settings.orders_reservation_ttl_s),
     )
     key_store = KeyStore(settings)
-    relay = OutboxRelay(
-        settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE
-    )
+    relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)
     expiry = ExpiryRunner(handlers, engine, settings.orders_expiry_interval_s)
 
     @asynccontextmanager

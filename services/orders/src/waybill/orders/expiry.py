@@ -14,7 +14,6 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
-
 from waybill.orders.handlers import OrderHandlers
 
 EXPIRY_LOCK_KEY = 0x0_57A7_E0E1  # any constant unique among this database's advisory locks
@@ -30,7 +29,9 @@ class ExpiryRunner:
     async def sweep(self) -> int | None:
         """Expire what is due; None when another replica holds the runner lock."""
         async with self.engine.connect() as conn:
-            held = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": EXPIRY_LOCK_KEY})
+            held = await conn.scalar(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": EXPIRY_LOCK_KEY}
+            )
             await conn.commit()
             if not held:
                 return None

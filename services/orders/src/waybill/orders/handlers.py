@@ -1,4 +1,4 @@
-"""Application layer: load the stream -> decide -> append (+ projections, outbox) in one transaction.
+"""Application layer: load the stream -> decide -> append (+ projections, outbox) atomically.
 
 Stock is serialised per sku by locking its inventory row (``FOR UPDATE``, in sku order so two
 orders never deadlock); the inventory stream is then appended at the version we hold the lock
@@ -20,7 +20,6 @@ import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from waybill.common.contracts.orders import OrderEvent
 from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, retry_on_conflict
 from waybill.common.registry import EventRegistry
@@ -86,7 +85,13 @@ class OrderHandlers:
             state = inv.Stock(sku=sku) if row is None else self._stock_state(row, {})
             events = inv.decide(state, inv.SetStock(available))
             await self._append_stock(
-                conn, caller, sku, state, events, reserved=row.reserved if row else 0, new=row is None
+                conn,
+                caller,
+                sku,
+                state,
+                events,
+                reserved=row.reserved if row else 0,
+                new=row is None,
             )
             return await self._stock_view(conn, caller.tenant_id, sku)
 
@@ -431,7 +436,9 @@ class OrderHandlers:
         ).one_or_none()
         if row is None:
             raise SkuNotFound(f"sku {sku} not found")
-        return StockView(sku=sku, available=row.available, reserved=row.reserved, version=row.version)
+        return StockView(
+            sku=sku, available=row.available, reserved=row.reserved, version=row.version
+        )
 
     async def _order_view(self, conn: AsyncConnection, tenant_id: str, order_id: str) -> OrderView:
         row = (

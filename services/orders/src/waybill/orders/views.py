@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-
 from waybill.common.contracts.orders import Address, Customer, LineItem
 
 

@@ -27,6 +27,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.errors import ConcurrencyError
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, OUTBOX_IDLE_LOCK_KEY

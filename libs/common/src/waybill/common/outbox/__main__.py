@@ -15,6 +15,7 @@ import signal
 import sys
 
 import structlog
+
 from waybill.common.outbox.relay import OutboxRelay
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import Counter
+
 from waybill.common.observability.metrics import OUTBOX_BACKLOG
 
 OUTBOX_PUBLISHED = Counter(

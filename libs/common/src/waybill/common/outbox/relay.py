@@ -42,6 +42,7 @@ import asyncpg  # type: ignore[import-untyped]
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, OUTBOX_IDLE_LOCK_KEY
 from waybill.common.outbox.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 

@@ -246,7 +246,11 @@ def fold(order_id: str, events: list[OrderEvent]) -> Order:
 
 def releases_reservation(before: OrderStatus, after: OrderStatus) -> bool:
     """Leaving a reservation-holding status for a closed one gives the stock back."""
-    return before in HOLDS_RESERVATION and after not in HOLDS_RESERVATION and after is not OrderStatus.paid
+    return (
+        before in HOLDS_RESERVATION
+        and after not in HOLDS_RESERVATION
+        and after is not OrderStatus.paid
+    )
 
 
 def _require(state: Order, target: OrderStatus, verb: str) -> None:
