@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
+
 from waybill.cli.stack import SERVICES
 from waybill.cli.state import StateDir, UpRecord
 from waybill.common import topics

@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import APIRouter, Depends
+
 from waybill.common.auth import (
     KeyStore,
     Principal,

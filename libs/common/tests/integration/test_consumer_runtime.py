@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, Table, select
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
 from waybill.common.consumer.failures import FailureClass, PermanentError, TransientError
 from waybill.common.consumer.retry import RetryPolicy
 from waybill.common.consumer.runtime import EventConsumer

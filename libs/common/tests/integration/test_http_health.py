@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
+
 from waybill.common.http.app import create_app
 from waybill.common.http.health import broker_check, database_check, readiness
 from waybill.common.infra.postgres import free_port

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import APIRouter, Request
+
 from waybill.common.http.app import create_app
 from waybill.common.infra.postgres import free_port
 from waybill.common.settings import WaybillSettings

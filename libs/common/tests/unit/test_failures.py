@@ -10,6 +10,7 @@ import pydantic
 import pytest
 from aiokafka import errors as kafka_errors
 from sqlalchemy import exc as sa_exc
+
 from waybill.common.consumer.failures import (
     FailureClass,
     PermanentError,

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
 from waybill.common.http.app import create_app
 from waybill.common.settings import WaybillSettings
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import structlog
 from fastapi import APIRouter, FastAPI
+
 from waybill.common.http.app import create_app
 from waybill.common.http.models import StrictModel
 from waybill.common.http.problems import PROBLEM_CONTENT_TYPE, DomainError, problem_type

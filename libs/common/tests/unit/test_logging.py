@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+
 from waybill.common.observability.logging import bind, bound, configure_logging
 from waybill.common.observability.tracing import context_from_traceparent, current_traceparent
 from waybill.common.settings import WaybillSettings

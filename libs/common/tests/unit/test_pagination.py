@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import APIRouter, Depends
+
 from waybill.common.http.app import create_app
 from waybill.common.http.pagination import (
     Page,

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import httpx
+
 from waybill.common.testing import start_service
 
 from .conftest import Tenant, order_body

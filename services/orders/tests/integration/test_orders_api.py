@@ -7,6 +7,7 @@ import json
 import uuid
 
 from aiokafka import AIOKafkaConsumer
+
 from waybill.common import topics
 from waybill.common.testing import new_tenant
 

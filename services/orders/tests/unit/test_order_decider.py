@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from waybill.common.contracts.orders import Address, Customer, LineItem, OrderCancelled
 from waybill.orders.domain import order as o
 from waybill.orders.domain.errors import (

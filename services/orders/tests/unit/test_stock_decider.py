@@ -3,6 +3,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain.errors import InsufficientStock, InvalidOrder
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
+
 from waybill.cli.state import StateDir, running_stack
 from waybill.common.settings import AUTH_DATABASE, WaybillSettings
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from waybill.cli.console import configure_logging, make_console
 from waybill.common.settings import WaybillSettings
 

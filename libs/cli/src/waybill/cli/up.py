@@ -16,6 +16,7 @@ import structlog
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
 from waybill.cli.stack import SERVICES, ServiceSpec, Stack, StartupFailed
 from waybill.cli.state import StateDir, running_stack
 from waybill.cli.supervisor import Supervisor
@@ -145,6 +146,9 @@ def run_up(
         state.wipe()
     state.create()
     stack = Stack(settings, state, specs=specs)
+    # Ctrl-C and SIGTERM both mean "stop everything". SIGINT is set explicitly: a shell that
+    # starts us in the background hands us SIGINT ignored, and Python keeps it that way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     exit_code = 0
     try:

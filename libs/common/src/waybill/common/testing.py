@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from waybill.common import topics
 from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres, ManagedProcess
 from waybill.common.infra.kafka import ensure_topics

@@ -1,6 +1,7 @@
 """``python -m waybill.orders``: serve the orders service on 127.0.0.1:$WAYBILL_ORDERS_PORT."""
 
 import uvicorn
+
 from waybill.orders.app import build_app
 from waybill.orders.settings import OrdersSettings
 

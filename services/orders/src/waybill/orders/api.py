@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+
 from waybill.common.auth import Principal, require_role
 from waybill.common.contracts.orders import Address, Customer, LineItem
 from waybill.common.http.pagination import (

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from waybill.common import topics
 from waybill.common.asyncapi import asyncapi_document
 from waybill.common.auth import KeyStore

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from waybill.orders.handlers import OrderHandlers
 
 EXPIRY_LOCK_KEY = 0x0_57A7_E0E1  # any constant unique among this database's advisory locks

@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from waybill.common.contracts.orders import OrderEvent
 from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, retry_on_conflict
 from waybill.common.registry import EventRegistry

@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
 from waybill.common.eventstore.schema import define_common_tables
 
 metadata = MetaData()

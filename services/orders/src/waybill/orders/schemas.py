@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import ConfigDict, EmailStr, Field
 from pydantic_extra_types.country import CountryAlpha2
 from pydantic_extra_types.currency_code import ISO4217
+
 from waybill.common.http.models import StrictModel
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

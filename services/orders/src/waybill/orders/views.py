@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+
 from waybill.common.contracts.orders import Address, Customer, LineItem
 
 

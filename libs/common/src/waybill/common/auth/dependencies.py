@@ -15,6 +15,7 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import DBAPIError
+
 from waybill.common.auth.keys import ROLES
 from waybill.common.auth.store import KeyStore, Principal
 from waybill.common.http.problems import ProblemError

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
 from waybill.common.settings import AUTH_DATABASE, WaybillSettings
 
 ROLES: Final = frozenset({"service", "agent", "admin"})

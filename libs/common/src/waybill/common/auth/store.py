@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from waybill.common.auth.keys import KEY_PREFIX, api_keys, auth_engine, hash_key
 from waybill.common.settings import AUTH_DATABASE, WaybillSettings
 

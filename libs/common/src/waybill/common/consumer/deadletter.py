@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+
 from waybill.common.consumer.failures import FailureClass
 from waybill.common.consumer.retry import RetryPolicy
 

@@ -7,6 +7,7 @@ Handler time, retries, dead letters and lag are shared families, defined once in
 from __future__ import annotations
 
 from prometheus_client import Counter
+
 from waybill.common.observability.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,

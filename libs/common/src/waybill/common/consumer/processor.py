@@ -25,6 +25,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog.contextvars import bound_contextvars
 from tenacity import RetryCallState
+
 from waybill.common.consumer import inbox as inbox_rows
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure

@@ -17,6 +17,7 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
 )
+
 from waybill.common.consumer.failures import classify, is_retryable
 
 

@@ -31,6 +31,7 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import KafkaAckableMessage
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
+
 from waybill.common import topics as topic_names
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher

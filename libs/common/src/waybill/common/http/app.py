@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
+
 from waybill.common.auth.store import KeyStore
 from waybill.common.http.correlation import CorrelationIdMiddleware
 from waybill.common.http.errors import ProblemMiddleware, install_problem_handlers

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from waybill.common.http.problems import Problem
 
 MAX_BODY_BYTES = 1024 * 1024

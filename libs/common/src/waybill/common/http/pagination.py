@@ -15,6 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+
 from waybill.common.http.problems import ProblemError
 
 DEFAULT_LIMIT = 50

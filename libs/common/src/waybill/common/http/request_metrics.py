@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from waybill.common.observability.metrics import HTTP_REQUEST_DURATION
 
 UNMATCHED_ROUTE = "<unmatched>"

@@ -8,6 +8,7 @@ checked against the lock committed beside this module, so every machine runs the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -185,7 +186,9 @@ class EmbeddedKafka:
             if asyncio.run(broker_answers(self.bootstrap_servers)):
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"Kafka not ready after {timeout_s}s:\n{self._process.tail() if self._process else ''}")
+        raise TimeoutError(
+            f"Kafka not ready after {timeout_s}s:\n{self._process.tail() if self._process else ''}"
+        )
 
     def stop(self) -> None:
         if self._process is not None:
@@ -203,7 +206,9 @@ def _cluster_id(path: Path) -> str:
         return path.read_text().strip()
     import base64
 
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # StorageTool would parse a leading "-" as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     path.write_text(cluster_id)
     return cluster_id
 
@@ -227,7 +232,7 @@ async def broker_answers(bootstrap_servers: str) -> bool:
         await admin.start()
         cluster = await admin.describe_cluster()
         return bool(cluster.get("brokers"))
-    except (KafkaError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, KafkaError, OSError):
         return False
     finally:
         await admin.close()
@@ -254,9 +259,8 @@ async def ensure_topics(
             if t not in existing
         ]
         if missing:
-            try:
+            # Another process may create them between our listing and our request.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

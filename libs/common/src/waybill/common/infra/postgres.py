@@ -38,11 +38,24 @@ def _ensure_system_user() -> str | None:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "-s",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
             check=True,
             capture_output=True,
         )
     return PG_SYSTEM_USER
+
+
+def _primary_group(user: str | None) -> int | None:
+    """Run with the user's own group too: root's group would read root-group-only dirs."""
+    return pwd.getpwnam(user).pw_gid if user else None
 
 
 def _make_traversable(path: Path) -> None:
@@ -85,8 +98,10 @@ class EmbeddedPostgres:
             subprocess.run(
                 [
                     str(_bin_dir() / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", "postgres",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
                     "--auth=trust",
                     "--encoding=UTF8",
                     "--no-instructions",
@@ -94,6 +109,8 @@ class EmbeddedPostgres:
                 check=True,
                 capture_output=True,
                 user=user,
+                group=_primary_group(user),
+                extra_groups=[] if user else None,
             )
         self._remove_stale_pidfile()
         sock_dir = self.root / "run"
@@ -105,16 +122,24 @@ class EmbeddedPostgres:
             "postgres",
             [
                 str(_bin_dir() / "postgres"),
-                "-D", str(self.data_dir),
-                "-h", "127.0.0.1",
-                "-p", str(self.port),
-                "-k", str(sock_dir),
-                "-c", f"max_connections={self.max_connections}",
-                "-c", "shared_buffers=128MB",
-                "-c", "log_min_messages=warning",
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(sock_dir),
+                "-c",
+                f"max_connections={self.max_connections}",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "log_min_messages=warning",
             ],
             log_path=self.root / "postgres.log",
             user=user,
+            group=_primary_group(user),
             # SIGINT = "fast shutdown": roll back open transactions, checkpoint, exit.
             stop_signal=signal.SIGINT,
         )

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import IO
 
 
-
 class ManagedProcess:
     """Wraps ``subprocess.Popen`` with a log file and a clean, PID-targeted stop."""
 
@@ -23,6 +22,7 @@ class ManagedProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         user: str | None = None,
+        group: int | None = None,
         stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.name = name
@@ -31,6 +31,7 @@ class ManagedProcess:
         self.env = env
         self.cwd = cwd
         self.user = user
+        self.group = group
         self.stop_signal = stop_signal
         self._popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -52,6 +53,8 @@ class ManagedProcess:
             env=self.env,
             cwd=self.cwd,
             user=self.user,
+            group=self.group,
+            extra_groups=[] if self.group is not None else None,
             start_new_session=True,
         )
 

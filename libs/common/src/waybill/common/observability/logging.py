@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import structlog
 from opentelemetry import trace
 from structlog.typing import Processor
+
 from waybill.common.settings import WaybillSettings
 
 # Loggers that install their own handlers; we route them through the root handler instead.
