@@ -149,3 +149,29 @@ async def _first_record(consumer: AIOKafkaConsumer, key: str):
 
 async def _another_tenant(infra, orders_service) -> Tenant:
     return await new_tenant(infra, orders_service.url)
+
+
+async def test_the_callers_trace_continues_onto_the_kafka_record(tenant: Tenant, infra):
+    await tenant.stock("TRACE", 1)
+    trace_id = uuid.uuid4().hex
+    traceparent = f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"
+    order = (
+        await tenant.service.post(
+            "/orders", json=order_body("TRACE"), headers={"traceparent": traceparent}
+        )
+    ).json()
+
+    consumer = AIOKafkaConsumer(
+        topics.ORDERS_EVENTS,
+        bootstrap_servers=infra.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"test-{uuid.uuid4().hex}",
+    )
+    await consumer.start()
+    try:
+        placed = await asyncio.wait_for(_first_record(consumer, order["id"]), timeout=60)
+    finally:
+        await consumer.stop()
+    headers = {k: v.decode() for k, v in placed.headers}
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert headers["ce_correlationid"]

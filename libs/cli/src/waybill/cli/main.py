@@ -96,5 +96,18 @@ def bench_eventstore(
     run(json_path, make_console())
 
 
+@bench_app.command("memory")
+def bench_memory(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here")
+    ] = None,
+    idle_s: Annotated[float, typer.Option("--idle", help="Seconds to idle while sampling")] = 20.0,
+) -> None:
+    """Peak RSS of every process of the stack at idle (target: each service < 150 MiB)."""
+    from waybill.cli.bench_memory import run
+
+    run(json_path, make_console(), idle_s=idle_s)
+
+
 if __name__ == "__main__":
     app()

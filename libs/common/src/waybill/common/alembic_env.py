@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 
 from alembic import context
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -31,9 +31,15 @@ def _url() -> str:
     return async_url(url)
 
 
+# Replicas starting together all call migrate(); the transaction-scoped advisory lock makes
+# them take turns, so the second finds the schema at head instead of racing the first.
+MIGRATION_LOCK_KEY = 0x57A7_0A1E
+
+
 def _run_sync(connection: Connection, target_metadata: MetaData) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

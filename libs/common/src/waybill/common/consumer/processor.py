@@ -20,6 +20,8 @@ from time import perf_counter
 from typing import Any
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,8 +34,10 @@ from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure
 from waybill.common.consumer.failures import FailureClass, classify
 from waybill.common.consumer.retry import RetryPolicy, retrying
 from waybill.common.envelope import EventEnvelope
+from waybill.common.observability.tracing import context_from_traceparent
 from waybill.common.registry import EventRegistry
 
+_tracer = trace.get_tracer(__name__)
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncConnection, EventEnvelope, BaseModel], Awaitable[None]]
@@ -182,7 +186,22 @@ class RecordProcessor:
 
     async def _call_handler(self, conn: AsyncConnection, event: _Event) -> None:
         # Bound for the handler's own log lines too.
-        with bound_contextvars(**event.log_context()):
+        # The span continues the producer's trace (traceparent header), so one trace spans
+        # the saga across services.
+        with (
+            bound_contextvars(**event.log_context()),
+            _tracer.start_as_current_span(
+                f"{event.envelope.type} process",
+                context=context_from_traceparent(event.envelope.traceparent),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": event.record.topic,
+                    "messaging.consumer.group.name": self._group,
+                    "messaging.message.id": str(event.envelope.id),
+                },
+            ),
+        ):
             started = perf_counter()
             try:
                 await self._handler(conn, event.envelope, event.payload)

