@@ -109,6 +109,7 @@ def _quiet_logs() -> None:
     # The relay logs every batch at info level; a benchmark prints a table, not a log.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    logging.getLogger("faststream").setLevel(logging.WARNING)
 
 
 def _percentile(sorted_values: list[float], fraction: float) -> float:
