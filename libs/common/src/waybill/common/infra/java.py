@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -23,7 +24,10 @@ def java_major(java: str) -> int | None:
 
 
 def find_java() -> Path:
-    """The ``java`` executable to run Kafka with."""
+    """The ``java`` executable to run Kafka with (``WAYBILL_JAVA`` overrides the choice)."""
+    override = os.environ.get("WAYBILL_JAVA")
+    if override:
+        return Path(override)
     system = shutil.which("java")
     if system and java_major(system) in SUPPORTED_SYSTEM_MAJORS:
         return Path(system)
