@@ -124,3 +124,10 @@ def test_no_accepted_command_sequence_leaves_the_state_machine(sequence):
             assert state.status in o.TRANSITIONS[before], (before, state.status)
             before = state.status
         assert state.version >= 1
+
+
+@pytest.mark.parametrize("closing", [o.CancelOrder(), o.ExpireOrder(now=NOW + timedelta(hours=1))])
+def test_a_payment_outcome_for_a_closed_order_changes_nothing(closing):
+    state = given_events(place(), closing)
+    assert o.decide(state, o.MarkPaid("pay_1")) == []
+    assert o.decide(state, o.MarkPaymentFailed("declined")) == []

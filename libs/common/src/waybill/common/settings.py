@@ -37,6 +37,10 @@ class WaybillSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a TTY
     otel_exporter_otlp_endpoint: str | None = None
+    # The payment provider (the sandbox's Stripe-like API by default) and its shared secrets.
+    provider_url: str = f"http://127.0.0.1:{ports.SANDBOX}"
+    provider_api_key: str = "sk_test_waybill"
+    provider_webhook_secret: str = "whsec_sandbox_dev"
 
     @property
     def server_url(self) -> str:

@@ -137,17 +137,32 @@ class ServiceProcess:
     process: ManagedProcess
 
     def kill(self) -> None:
+        """SIGKILL: a crash, not a shutdown."""
         self.process.kill()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def restart(self) -> None:
+        """Start it again (same port, same settings) and wait until it is ready."""
+        if self.process.is_running():
+            self.process.stop()
+        self.process.start()
+        _wait_ready(self.process, self.url)
 
 
 def start_service(
-    infra: Infra, module: str, port_setting: str, *, extra_env: dict[str, str] | None = None
+    infra: Infra,
+    module: str,
+    port_setting: str,
+    *,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> ServiceProcess:
-    """Run ``python -m <module>`` on a free port against ``infra``; wait for /health/ready."""
+    """Run ``python -m <module>`` on a (free) port against ``infra``; wait for /health/ready."""
     import sys
-    import time
 
-    port = free_port()
+    port = port or free_port()
     env = {**infra.env(), port_setting: str(port), "WAYBILL_LOG_JSON": "true"}
     env.update(extra_env or {})
     name = module.rsplit(".", 1)[-1]
@@ -159,18 +174,25 @@ def start_service(
     )
     process.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    _wait_ready(process, url)
+    return ServiceProcess(name, url, process)
+
+
+def _wait_ready(process: ManagedProcess, url: str, timeout_s: float = 90) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not process.is_running():
-            raise RuntimeError(f"{module} exited during start:\n{process.tail(60)}")
+            raise RuntimeError(f"{process.name} exited during start:\n{process.tail(60)}")
         try:
             if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return ServiceProcess(name, url, process)
+                return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     process.stop()
-    raise TimeoutError(f"{module} not ready in 90 s:\n{process.tail(60)}")
+    raise TimeoutError(f"{process.name} not ready in {timeout_s}s:\n{process.tail(60)}")
 
 
 @dataclass
@@ -241,3 +263,52 @@ async def tenant(infra: Infra, orders_service: ServiceProcess) -> AsyncIterator[
     tenant = await new_tenant(infra, orders_service.url)
     yield tenant
     await tenant.aclose()
+
+
+# Knobs that make the saga settle in test time (production defaults are seconds to minutes).
+FAST_SAGA_ENV = {
+    "WAYBILL_PAYMENTS_RETRY_BASE_S": "0.05",
+    "WAYBILL_PAYMENTS_RETRY_MAX_S": "0.5",
+    "WAYBILL_PAYMENTS_RATE_LIMIT_BASE_S": "0.1",
+    "WAYBILL_PAYMENTS_RATE_LIMIT_MAX_S": "3",
+    "WAYBILL_PAYMENTS_BREAKER_RESET_S": "1",
+    "WAYBILL_PAYMENTS_PROVIDER_TIMEOUT_S": "1",
+    "WAYBILL_PAYMENTS_SYNC_INTERVAL_S": "1",
+    "WAYBILL_PAYMENTS_SYNC_THRESHOLD_S": "1",
+    "WAYBILL_SANDBOX_ASYNC_SETTLE_S": "0.3",
+}
+
+
+@dataclass
+class Saga:
+    """orders + payments + the sandbox provider, each a real process, wired together."""
+
+    orders: ServiceProcess
+    payments: ServiceProcess
+    sandbox: ServiceProcess
+
+    def sandbox_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.sandbox.url, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def saga(infra: Infra, orders_service: ServiceProcess) -> Iterator[Saga]:
+    sandbox_port, payments_port = free_port(), free_port()
+    env = {
+        **FAST_SAGA_ENV,
+        "WAYBILL_PROVIDER_URL": f"http://127.0.0.1:{sandbox_port}",
+        "WAYBILL_SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{payments_port}/webhooks/provider",
+    }
+    sandbox = start_service(
+        infra, "waybill.sandbox", "WAYBILL_SANDBOX_PORT", port=sandbox_port, extra_env=env
+    )
+    try:
+        payments = start_service(
+            infra, "waybill.payments", "WAYBILL_PAYMENTS_PORT", port=payments_port, extra_env=env
+        )
+    except BaseException:
+        sandbox.stop()
+        raise
+    yield Saga(orders=orders_service, payments=payments, sandbox=sandbox)
+    payments.stop()
+    sandbox.stop()

@@ -13,7 +13,9 @@ from fastapi import FastAPI
 from waybill.common import topics
 from waybill.common.asyncapi import asyncapi_document
 from waybill.common.auth import KeyStore
+from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.contracts import orders as contract
+from waybill.common.contracts import payments as payments_contract
 from waybill.common.db import create_engine, migrate
 from waybill.common.eventstore import EventStore
 from waybill.common.http.app import create_app
@@ -25,6 +27,7 @@ from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.orders import projections
 from waybill.orders.api import router
+from waybill.orders.consumers import CONSUMER_GROUP, payment_outcome_handler
 from waybill.orders.expiry import ExpiryRunner
 from waybill.orders.handlers import OrderHandlers
 from waybill.orders.settings import OrdersSettings
@@ -62,9 +65,22 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         await key_store.start()
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         expiry_task = asyncio.create_task(expiry.run(), name="reservation-expiry")
+        # Built here, not above: its Kafka client needs the running event loop.
+        consumer = EventConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            group_id=CONSUMER_GROUP,
+            topics=[topics.PAYMENTS_EVENTS],
+            engine=engine,
+            inbox=projections.inbox,
+            registry=payments_contract.register(EventRegistry()),
+            handler=payment_outcome_handler(handlers),
+            service=SERVICE,
+        )
+        await consumer.start()
         try:
             yield
         finally:
+            await consumer.stop()
             await ExpiryRunner.stop(expiry_task)
             await relay.stop()
             relay_task.cancel()
@@ -84,7 +100,12 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         asyncapi=lambda: asyncapi_document(
             service=SERVICE,
             publishes={topics.ORDERS_EVENTS: [*contract.ORDER_EVENTS, *contract.INVENTORY_EVENTS]},
-            consumes={},
+            consumes={
+                topics.PAYMENTS_EVENTS: [
+                    payments_contract.PaymentCaptured,
+                    payments_contract.PaymentFailed,
+                ]
+            },
         ),
     )
     app.state.handlers = handlers

@@ -144,7 +144,7 @@ class OrderHandlers:
 
         async def attempt() -> OrderView:
             async with self.engine.begin() as conn:
-                await self._apply_in(conn, caller, order_id, command)
+                await self.apply_in(conn, caller, order_id, command)
                 return await self._order_view(conn, caller.tenant_id, order_id)
 
         return await retry_on_conflict(attempt)
@@ -199,9 +199,10 @@ class OrderHandlers:
 
     # --- internals ----------------------------------------------------------------------
 
-    async def _apply_in(
+    async def apply_in(
         self, conn: AsyncConnection, caller: Caller, order_id: str, command: o.Command
     ) -> None:
+        """Run ``command`` inside the caller's transaction (e.g. a consumer's, with its inbox)."""
         row = (
             await conn.execute(
                 select(t.orders.c.status)

@@ -66,6 +66,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.payment_failed: frozenset(),
     OrderStatus.expired: frozenset(),
 }
+# An order closed while its payment was still under way: a late payment outcome changes nothing.
+CLOSED_BEFORE_PAYMENT = frozenset({OrderStatus.cancelled, OrderStatus.expired})
 SHIPPED_OR_LATER = frozenset({OrderStatus.shipped, OrderStatus.delivered, OrderStatus.returned})
 # Statuses in which the order still holds a stock reservation (released on leaving them
 # for cancelled / payment_failed / expired; committed on payment).
@@ -168,10 +170,12 @@ def decide(state: Order, command: Command) -> list[OrderEvent]:
         case MarkPaid():
             if state.status is OrderStatus.paid:
                 return []  # the same payment outcome again: nothing new to say
+            if state.status in CLOSED_BEFORE_PAYMENT:
+                return []  # payments refunds a charge for a closed order (it follows them too)
             _require(state, OrderStatus.paid, "mark paid")
             return [OrderPaid(order_id=state.order_id, payment_id=command.payment_id)]
         case MarkPaymentFailed():
-            if state.status is OrderStatus.payment_failed:
+            if state.status is OrderStatus.payment_failed or state.status in CLOSED_BEFORE_PAYMENT:
                 return []
             _require(state, OrderStatus.payment_failed, "fail payment of")
             return [
