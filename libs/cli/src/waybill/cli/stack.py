@@ -43,10 +43,13 @@ class ServiceSpec:
         return int(environ.get(self.port_env, self.default_port))
 
 
-# Every service implemented so far; later issues add a line here (payments, shipping,
-# notifier, monitor, sandbox). Started in this order, stopped in reverse.
+# Every service implemented so far; later issues add a line here (shipping, notifier,
+# monitor). Started in this order, stopped in reverse.
+# Start order matters: the sandbox (the outside world) before payments, which calls it.
 SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("sandbox", "waybill.sandbox", ports.SANDBOX, (service_database("sandbox"),)),
     ServiceSpec("orders", "waybill.orders", ports.ORDERS, (service_database("orders"),)),
+    ServiceSpec("payments", "waybill.payments", ports.PAYMENTS, (service_database("payments"),)),
 )
 MONITOR = "monitor"
 
@@ -147,6 +150,11 @@ class Stack:
         # Every service learns every port: the monitor polls them all, payments calls the sandbox.
         for spec in self.specs:
             env[spec.port_env] = str(spec.port(self.environ))
+        urls = {spec.name: f"http://127.0.0.1:{spec.port(self.environ)}" for spec in self.specs}
+        if "sandbox" in urls:  # payments charges the sandbox provider; it calls back payments
+            env.setdefault("WAYBILL_PROVIDER_URL", urls["sandbox"])
+        if "payments" in urls:
+            env.setdefault("WAYBILL_SANDBOX_WEBHOOK_URL", f"{urls['payments']}/webhooks/provider")
         return env
 
     def start_services(self) -> None:

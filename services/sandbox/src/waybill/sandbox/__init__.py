@@ -1,0 +1,1 @@
+"""The sandbox: third parties simulated over real HTTP (docs/sandbox.md)."""

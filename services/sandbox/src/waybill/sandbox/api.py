@@ -1,0 +1,78 @@
+"""The provider API routes (``/v1/...``): authenticate, parse, call the provider, answer.
+
+Bodies are parsed by hand rather than by FastAPI so that every error keeps the provider's own
+shape (``{"error": {...}}``, 400) instead of Waybill's problem+json 422.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from starlette.responses import Response
+
+from waybill.sandbox import idempotency
+from waybill.sandbox.errors import ProviderError, invalid_request, json_response
+from waybill.sandbox.idempotency import StoredResponse
+from waybill.sandbox.provider import CreateIntent, CreateRefund, PaymentProvider, parse
+
+
+def provider(request: Request) -> PaymentProvider:
+    return request.app.state.provider  # type: ignore[no-any-return]
+
+
+def require_api_key(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    expected = f"Bearer {request.app.state.settings.provider_api_key}"
+    if authorization is None or not hmac.compare_digest(authorization.encode(), expected.encode()):
+        raise ProviderError(
+            401, "authentication_error", "api_key_invalid", "Invalid API key provided"
+        )
+
+
+Provider = Annotated[PaymentProvider, Depends(provider)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+router = APIRouter(prefix="/v1", tags=["provider"], dependencies=[Depends(require_api_key)])
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise invalid_request("parameter_invalid", "The body is not valid JSON") from None
+
+
+def _stored(response: StoredResponse) -> Response:
+    return json_response(response.status_code, response.body)
+
+
+@router.post("/payment_intents", summary="Create (and confirm) a payment intent")
+async def create_payment_intent(
+    request: Request, provider: Provider, key: IdempotencyKey = None
+) -> Response:
+    key = idempotency.check_key(key)
+    body = parse(CreateIntent, await _json_body(request))
+    return _stored(await provider.create_intent(key, body))
+
+
+@router.get("/payment_intents/{intent_id}", summary="A payment intent's current state")
+async def get_payment_intent(intent_id: str, provider: Provider) -> Response:
+    return json_response(200, json.dumps(await provider.get_intent(intent_id)))
+
+
+@router.post("/refunds", summary="Refund a succeeded payment intent (all or part)")
+async def create_refund(
+    request: Request, provider: Provider, key: IdempotencyKey = None
+) -> Response:
+    key = idempotency.check_key(key)
+    body = parse(CreateRefund, await _json_body(request))
+    return _stored(await provider.create_refund(key, body))
+
+
+async def provider_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProviderError)
+    return exc.to_response()

@@ -1,0 +1,108 @@
+"""Fault knobs: what goes wrong, how often (docs/sandbox.md § Settings, ``/admin/faults``).
+
+The knobs live in memory: they start from the settings, ``PUT /admin/faults`` changes them,
+``POST /admin/faults/reset`` (or a restart) puts the settings back.
+"""
+
+from __future__ import annotations
+
+import random
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from waybill.sandbox.settings import SandboxSettings
+
+
+class Fault(StrEnum):
+    """How a provider API request goes wrong (the ``fault`` of ``/admin/requests``)."""
+
+    error = "error"  # 500, no effect
+    reset = "reset"  # connection closed without an answer, no effect
+    timeout = "timeout"  # effect done, answer held back for sandbox_hang_s
+    rate_limit = "rate_limit"  # 429 with Retry-After, no effect
+
+
+class Faults(BaseModel):
+    """The current knobs (the body of ``GET /admin/faults``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_ms: float = Field(default=0.0, ge=0.0)
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    reset_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    rate_limit_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    retry_after_s: int = Field(default=1, ge=0)
+    webhook_delay_s: float = Field(default=0.0, ge=0.0)
+    webhook_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    webhook_duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings) -> Faults:
+        return cls(
+            latency_ms=settings.sandbox_latency_ms,
+            error_rate=settings.sandbox_error_rate,
+            reset_rate=settings.sandbox_reset_rate,
+            timeout_rate=settings.sandbox_timeout_rate,
+            rate_limit_rate=settings.sandbox_rate_limit_rate,
+            retry_after_s=settings.sandbox_retry_after_s,
+            webhook_delay_s=settings.sandbox_webhook_delay_s,
+            webhook_drop_rate=settings.sandbox_webhook_drop_rate,
+            webhook_duplicate_rate=settings.sandbox_webhook_duplicate_rate,
+        )
+
+
+class FaultsUpdate(BaseModel):
+    """``PUT /admin/faults``: any subset of the knobs; out-of-range values are a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float | None = Field(default=None, ge=0.0)
+    error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    reset_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    timeout_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    rate_limit_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    retry_after_s: int | None = Field(default=None, ge=0)
+    webhook_delay_s: float | None = Field(default=None, ge=0.0)
+    webhook_drop_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    webhook_duplicate_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class FaultKnobs:
+    """The live knobs and the dice: one instance per process, shared by API and webhooks."""
+
+    def __init__(self, settings: SandboxSettings, rng: random.Random | None = None) -> None:
+        self._settings = settings
+        self._rng = rng or random.Random()  # a simulation, not security
+        self.current = Faults.from_settings(settings)
+
+    def update(self, change: FaultsUpdate) -> Faults:
+        self.current = self.current.model_copy(update=change.model_dump(exclude_none=True))
+        return self.current
+
+    def reset(self) -> Faults:
+        self.current = Faults.from_settings(self._settings)
+        return self.current
+
+    def draw_request_fault(self) -> Fault | None:
+        """At most one fault per request; the rates are slices of one draw (capped at 1)."""
+        faults = self.current
+        roll = self._rng.random()
+        edge = 0.0
+        for fault, rate in (
+            (Fault.error, faults.error_rate),
+            (Fault.reset, faults.reset_rate),
+            (Fault.timeout, faults.timeout_rate),
+            (Fault.rate_limit, faults.rate_limit_rate),
+        ):
+            edge += rate
+            if roll < edge:
+                return fault
+        return None
+
+    def webhook_dropped(self) -> bool:
+        return self._rng.random() < self.current.webhook_drop_rate
+
+    def webhook_copies(self) -> int:
+        return 2 if self._rng.random() < self.current.webhook_duplicate_rate else 1
