@@ -1,4 +1,4 @@
-"""The ``waybill`` command: ``up``, ``keys create``, ``bench``, ``version``.
+"""The ``waybill`` command: ``up``, ``keys create``, ``load``, ``bench``, ``version``.
 
 Each command body parses options and hands over to the module that does the work.
 """
@@ -107,6 +107,105 @@ def bench_memory(
     from waybill.cli.bench_memory import run
 
     run(json_path, make_console(), idle_s=idle_s)
+
+
+@app.command()
+def load(
+    rate: Annotated[float, typer.Option("--rate", help="Offered orders per second")],
+    duration: Annotated[float, typer.Option("--duration", help="Seconds of arrivals")],
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Orders base URL (default: from up.json, else :8001)"),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Service key to place with (default: issue a fresh tenant's)"),
+    ] = None,
+    admin_key: Annotated[
+        str | None,
+        typer.Option("--admin-key", help="With --key: admin key to stock the skus with"),
+    ] = None,
+    mix: Annotated[
+        str, typer.Option("--mix", help="Payment-method weights: ok, declined, async, async_silent")
+    ] = "ok=0.7,declined=0.1,async=0.15,async_silent=0.05",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Cap on requests in flight")
+    ] = 64,
+    drain: Annotated[
+        float, typer.Option("--drain", help="Seconds to wait for orders to settle afterwards")
+    ] = 10.0,
+    skus: Annotated[int, typer.Option("--skus", min=1, help="Distinct skus to spread over")] = 20,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary as JSON here")
+    ] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Place orders at an offered rate against a running stack; live progress, then a summary."""
+    import json
+
+    from waybill.cli import load as load_module
+    from waybill.cli.keys import StackNotReachable
+
+    try:
+        weights = load_module.parse_mix(mix)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--mix") from exc
+    if rate <= 0 or duration <= 0:
+        raise typer.BadParameter("--rate and --duration must be positive")
+    options = load_module.LoadOptions(rate, duration, weights, concurrency, drain, skus)
+    settings = _settings(state_dir)
+    creds = None
+    if key is not None:
+        target_url = url or load_module.orders_url(settings) or "http://127.0.0.1:8001"
+        creds = load_module.Credentials(target_url, key, admin_key)
+    console = make_console()
+    try:
+        result = load_module.run(creds, settings, options, console, url=url)
+    except StackNotReachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@bench_app.command("saga")
+def bench_saga(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here")
+    ] = None,
+    steps: Annotated[
+        str, typer.Option("--steps", help="Offered orders/s, one step each")
+    ] = "25,50,100,200,400",
+    step_seconds: Annotated[
+        float, typer.Option("--step-seconds", help="Seconds of arrivals per step")
+    ] = 20.0,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Write a latency/throughput PNG here")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Cap on requests in flight")
+    ] = 128,
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="Run every step, even past saturation")
+    ] = False,
+) -> None:
+    """Order -> payment saga throughput and place->paid latency, stepping the offered rate."""
+    from waybill.cli.bench_saga import parse_steps, run
+
+    try:
+        rates = parse_steps(steps)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--steps") from exc
+    run(
+        json_path,
+        make_console(),
+        rates=rates,
+        step_s=step_seconds,
+        chart_path=chart,
+        concurrency=concurrency,
+        stop_at_saturation=not keep_going,
+    )
 
 
 if __name__ == "__main__":

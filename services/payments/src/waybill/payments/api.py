@@ -1,0 +1,141 @@
+"""HTTP routes of the payments service (CONTRACT.md § payments). Thin: parse, authorise, call."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from pydantic import ValidationError
+
+from waybill.common.auth import Principal, require_role
+from waybill.common.http.pagination import (
+    Page,
+    PageParams,
+    decode_cursor,
+    encode_cursor,
+    page_params,
+)
+from waybill.common.http.problems import ProblemError
+from waybill.common.observability.tracing import current_traceparent
+from waybill.payments import signature
+from waybill.payments.charger import Charger
+from waybill.payments.gateway import ProviderGateway
+from waybill.payments.handlers import Caller, PaymentHandlers
+from waybill.payments.refunds import refund_payment
+from waybill.payments.schemas import RefundIn
+from waybill.payments.sync import PaymentSync
+from waybill.payments.views import PaymentView, SyncResult
+from waybill.payments.webhooks import ProviderEvent, apply_webhook
+
+router = APIRouter()
+PaymentId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{32}$")]
+service_or_admin = require_role("service", "admin")
+admin_only = require_role("admin")
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes call, wired once by ``app.build_app``."""
+
+    handlers: PaymentHandlers
+    gateway: ProviderGateway
+    charger: Charger
+    sync: PaymentSync
+    webhook_secret: str
+    webhook_tolerance_s: float
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+def caller_of(request: Request, principal: Principal) -> Caller:
+    return Caller(
+        tenant_id=principal.tenant_id,
+        correlation_id=request.state.correlation_id,
+        traceparent=current_traceparent(),
+    )
+
+
+@router.get("/payments/{payment_id}", response_model=PaymentView, tags=["payments"])
+async def get_payment(
+    payment_id: PaymentId, svc: Svc, principal: Annotated[Principal, Depends(service_or_admin)]
+) -> PaymentView:
+    return await svc.handlers.get_payment(principal.tenant_id, payment_id)
+
+
+@router.get("/payments", response_model=Page[PaymentView], tags=["payments"])
+async def list_payments(
+    svc: Svc,
+    principal: Annotated[Principal, Depends(service_or_admin)],
+    page: Annotated[PageParams, Depends(page_params)],
+    order_id: Annotated[str | None, Query(max_length=100)] = None,
+) -> Page[PaymentView]:
+    """Newest first; ``order_id`` narrows to that order's payment."""
+    after = None
+    if page.cursor is not None:
+        cursor = decode_cursor(page.cursor)
+        after = (str(cursor.get("c")), str(cursor.get("id")))
+    items, last = await svc.handlers.list_payments(
+        principal.tenant_id, order_id=order_id, limit=page.limit, after=after
+    )
+    next_cursor = encode_cursor({"c": last[0], "id": last[1]}) if last else None
+    return Page[PaymentView](items=items, next_cursor=next_cursor)
+
+
+@router.post("/payments/{payment_id}/refund", response_model=PaymentView, tags=["payments"])
+async def refund(
+    payment_id: PaymentId,
+    request: Request,
+    svc: Svc,
+    principal: Annotated[Principal, Depends(admin_only)],
+    body: Annotated[RefundIn | None, Body()] = None,
+) -> PaymentView:
+    """Refund a captured payment (all that is left by default); 409 if nothing is captured."""
+    body = body or RefundIn()
+    return await refund_payment(
+        svc.handlers,
+        svc.gateway,
+        caller_of(request, principal),
+        payment_id,
+        amount_cents=body.amount_cents,
+        reason=body.reason,
+        on_provider_work=svc.charger.submit,
+    )
+
+
+@router.post("/admin/payments/sync", response_model=SyncResult, tags=["admin"])
+async def sync_now(svc: Svc, principal: Annotated[Principal, Depends(admin_only)]) -> SyncResult:
+    """Run the payment sync now for the caller's tenant: ``processed`` payments examined,
+    ``succeeded`` settled as captured, ``failed`` settled as failed."""
+    return await svc.sync.run_once(tenant_id=principal.tenant_id)
+
+
+@router.post("/webhooks/provider", tags=["webhooks"])
+async def provider_webhook(request: Request, svc: Svc) -> dict[str, str]:
+    """The provider's signed callbacks (no API key: the signature authenticates them)."""
+    body = await request.body()
+    signature.verify(
+        request.headers.get("Provider-Signature"),
+        body,
+        svc.webhook_secret,
+        tolerance_s=svc.webhook_tolerance_s,
+    )
+    try:
+        event = ProviderEvent.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        raise ProblemError(
+            400, "INVALID_PAYLOAD", "Invalid webhook payload", "Not a provider event."
+        ) from exc
+    outcome = await apply_webhook(
+        svc.handlers,
+        event,
+        correlation_id=request.state.correlation_id,
+        on_provider_work=svc.charger.submit,
+    )
+    return {"status": outcome.value}

@@ -1,0 +1,1 @@
+"""The payment aggregate: pure decide/evolve rules, no I/O."""

@@ -1,0 +1,371 @@
+"""Application layer: load the stream -> decide -> append (+ projection, outbox) atomically.
+
+Writers of one payment are serialised by locking its ``payments`` row (``FOR UPDATE``) before
+loading the stream, so the charger, a webhook and the sync job settling the same payment queue
+up instead of failing on a version conflict; ``retry_on_conflict`` stays as the safety net.
+No provider call ever happens inside these transactions (see ``charger``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from waybill.common.contracts.orders import OrderPlaced
+from waybill.common.contracts.payments import PaymentEvent
+from waybill.common.eventstore import EventStore, NewEvent, retry_on_conflict
+from waybill.common.registry import EventRegistry
+from waybill.payments import projections as t
+from waybill.payments.domain import payment as p
+from waybill.payments.domain.errors import PaymentNotFound
+from waybill.payments.views import PaymentView
+
+log = structlog.get_logger(__name__)
+STREAM_TYPE = "payment"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks, and the ids that follow the request into the events it causes."""
+
+    tenant_id: str
+    correlation_id: str
+    causation_id: str | None = None
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A command's effect on one payment."""
+
+    tenant_id: str
+    before: p.Payment
+    after: p.Payment
+    events: list[PaymentEvent]
+
+    @property
+    def newly_needs_provider(self) -> bool:
+        """The payment just acquired provider work (e.g. captured after its order closed)."""
+        return p.next_step(self.after) is not None and p.next_step(self.before) is None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    tenant_id: str
+    state: p.Payment
+    attempts: int
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    traceparent: str | None = None
+
+
+def new_events(events: list[PaymentEvent]) -> list[NewEvent]:
+    return [
+        NewEvent(type=e.event_type, data=e.model_dump(mode="json"), schema_version=e.schema_version)
+        for e in events
+    ]
+
+
+@dataclass
+class PaymentHandlers:
+    engine: AsyncEngine
+    store: EventStore
+    registry: EventRegistry
+    provider: str = "sandbox"
+    claim_lease: timedelta = timedelta(seconds=60)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    # --- from order events (called inside the consumer's inbox transaction) --------------
+
+    async def open_payment(
+        self, conn: AsyncConnection, caller: Caller, order: OrderPlaced
+    ) -> str | None:
+        """Create the order's one payment; its id if created now (to be charged), else None.
+
+        The payment is claimed for ``claim_lease`` by this process: it charges it right after
+        the commit; should it die first, the sweep picks the payment up once the claim lapses.
+        """
+        payment_id = p.payment_id_for(caller.tenant_id, order.order_id)
+        if await self.store.stream_version(conn, payment_id) > 0:
+            return None  # order.placed again (redelivery, replay): the payment exists
+        state = p.Payment(payment_id=payment_id)
+        events = p.decide(
+            state,
+            p.CreatePayment(
+                payment_id=payment_id,
+                order_id=order.order_id,
+                amount_cents=order.total_cents,
+                currency=order.currency,
+                payment_method=order.payment_method,
+                provider=self.provider,
+            ),
+        )
+        await self._append(conn, caller, payment_id, 0, events)
+        after = _fold(state, events)
+        now = self.clock()
+        await conn.execute(
+            pg_insert(t.payments).values(
+                id=payment_id,
+                tenant_id=caller.tenant_id,
+                order_id=order.order_id,
+                status=after.status.value,
+                amount_cents=after.amount_cents,
+                currency=after.currency,
+                payment_method=after.payment_method,
+                provider=after.provider,
+                refunded_cents=0,
+                order_closed=False,
+                next_attempt_at=now + self.claim_lease,
+                attempts=0,
+                version=after.version,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        log.info("payment_create_succeeded", payment_id=payment_id, order_id=order.order_id)
+        return payment_id
+
+    async def close_order(
+        self, conn: AsyncConnection, caller: Caller, order_id: str, reason: str
+    ) -> Recorded | None:
+        """Mark the order closed (cancelled/expired); None if it never had a payment."""
+        payment_id = p.payment_id_for(caller.tenant_id, order_id)
+        if await self._lock_row(conn, caller.tenant_id, payment_id) is None:
+            return None
+        return await self._decide_and_append(conn, caller, payment_id, p.CloseOrder(reason))
+
+    # --- provider outcomes, refunds ---------------------------------------------------------
+
+    async def record(self, caller: Caller, payment_id: str, command: p.Command) -> Recorded:
+        """Apply ``command`` in its own transaction (bounded retry on a version conflict)."""
+
+        async def attempt() -> Recorded:
+            async with self.engine.begin() as conn:
+                return await self.record_in(conn, caller, payment_id, command)
+
+        return await retry_on_conflict(attempt)
+
+    async def record_in(
+        self, conn: AsyncConnection, caller: Caller, payment_id: str, command: p.Command
+    ) -> Recorded:
+        if await self._lock_row(conn, caller.tenant_id, payment_id) is None:
+            raise PaymentNotFound(f"payment {payment_id} not found")
+        return await self._decide_and_append(conn, caller, payment_id, command)
+
+    async def _decide_and_append(
+        self, conn: AsyncConnection, caller: Caller, payment_id: str, command: p.Command
+    ) -> Recorded:
+        before = await self.load_in(conn, payment_id)
+        events = p.decide(before, command)
+        after = _fold(before, events)
+        if not events:
+            if before.status in p.SETTLED and not isinstance(command, p.CloseOrder):
+                log.info(
+                    "payment_news_ignored",
+                    payment_id=payment_id,
+                    status=before.status.value,
+                    command=type(command).__name__,
+                )
+            return Recorded(caller.tenant_id, before, after, [])
+        await self._append(conn, caller, payment_id, before.version, events)
+        values: dict[str, Any] = {
+            "status": after.status.value,
+            "provider_payment_id": after.provider_payment_id,
+            "failure_code": after.failure_code,
+            "failure_reason": after.failure_reason,
+            "refunded_cents": after.refunded_cents,
+            "order_closed": after.order_closed,
+            "version": after.version,
+            "updated_at": self.clock(),
+        }
+        recorded = Recorded(caller.tenant_id, before, after, events)
+        if p.next_step(after) is None:
+            values["next_attempt_at"] = None
+        elif recorded.newly_needs_provider:
+            values["next_attempt_at"] = self.clock() + self.claim_lease  # ours: we queue it
+            values["attempts"] = 0
+        await conn.execute(update(t.payments).where(t.payments.c.id == payment_id).values(values))
+        for event in events:
+            log.info(
+                "payment_event_recorded",
+                payment_id=payment_id,
+                event_type=event.event_type,
+                status=after.status.value,
+            )
+        return recorded
+
+    # --- the charger's claims -------------------------------------------------------------
+
+    async def claim_due(self, limit: int) -> list[str]:
+        """Claim up to ``limit`` payments whose provider work is due (claim lapsed or
+        rescheduled). SKIP LOCKED + the pushed-out time keep two replicas off the same one."""
+        statement = text(
+            """
+            UPDATE payments SET next_attempt_at = :until
+            WHERE id IN (
+                SELECT id FROM payments
+                WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= :now
+                ORDER BY next_attempt_at
+                LIMIT :limit
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id
+            """
+        )
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                statement, {"until": now + self.claim_lease, "now": now, "limit": limit}
+            )
+            return list(result.scalars())
+
+    async def load_claimed(self, payment_id: str) -> Claimed | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.payments.c.tenant_id, t.payments.c.attempts).where(
+                        t.payments.c.id == payment_id
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            recorded = await self.store.load(conn, payment_id)
+        events = [self.registry.model(r.type).model_validate(r.data) for r in recorded]
+        origin = recorded[0].metadata if recorded else {}
+        return Claimed(
+            tenant_id=row.tenant_id,
+            state=p.fold(payment_id, events),  # type: ignore[arg-type]
+            attempts=row.attempts,
+            correlation_id=origin.get("correlation_id"),
+            causation_id=str(recorded[0].event_id) if recorded else None,
+            traceparent=origin.get("traceparent"),
+        )
+
+    async def postpone(self, payment_id: str, delay_s: float) -> None:
+        """The provider could not be reached: try this payment again in ``delay_s``."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(t.payments)
+                .where(t.payments.c.id == payment_id, t.payments.c.next_attempt_at.is_not(None))
+                .values(
+                    next_attempt_at=self.clock() + timedelta(seconds=delay_s),
+                    attempts=t.payments.c.attempts + 1,
+                )
+            )
+
+    async def release(self, payment_id: str, version: int) -> None:
+        """No provider work left at ``version``: stop the sweep from picking it up."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(t.payments)
+                .where(t.payments.c.id == payment_id, t.payments.c.version == version)
+                .values(next_attempt_at=None)
+            )
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def load_in(self, conn: AsyncConnection, payment_id: str) -> p.Payment:
+        recorded = await self.store.load(conn, payment_id)
+        events = [self.registry.model(r.type).model_validate(r.data) for r in recorded]
+        return p.fold(payment_id, events)  # type: ignore[arg-type]
+
+    async def tenant_of(self, conn: AsyncConnection, payment_id: str) -> str | None:
+        row = await conn.execute(
+            select(t.payments.c.tenant_id).where(t.payments.c.id == payment_id)
+        )
+        return row.scalar_one_or_none()
+
+    async def find_by_provider_id(self, conn: AsyncConnection, provider_id: str) -> str | None:
+        row = await conn.execute(
+            select(t.payments.c.id).where(t.payments.c.provider_payment_id == provider_id)
+        )
+        return row.scalars().first()
+
+    async def processing_since(
+        self, before: datetime, *, tenant_id: str | None, limit: int
+    ) -> list[tuple[str, str, str | None]]:
+        """(payment id, tenant, provider payment id) of payments processing since ``before``."""
+        query = select(t.payments.c.id, t.payments.c.tenant_id, t.payments.c.provider_payment_id)
+        query = query.where(t.payments.c.status == "processing", t.payments.c.updated_at <= before)
+        if tenant_id is not None:
+            query = query.where(t.payments.c.tenant_id == tenant_id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(t.payments.c.updated_at).limit(limit))).all()
+        return [(r.id, r.tenant_id, r.provider_payment_id) for r in rows]
+
+    async def get_payment(self, tenant_id: str, payment_id: str) -> PaymentView:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.payments).where(
+                        t.payments.c.id == payment_id, t.payments.c.tenant_id == tenant_id
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            raise PaymentNotFound(f"payment {payment_id} not found")
+        return PaymentView.from_row(row)
+
+    async def list_payments(
+        self, tenant_id: str, *, order_id: str | None, limit: int, after: tuple[str, str] | None
+    ) -> tuple[list[PaymentView], tuple[str, str] | None]:
+        """Newest first; ``after`` = (created_at iso, payment id) of the last item seen."""
+        query = select(t.payments).where(t.payments.c.tenant_id == tenant_id)
+        if order_id is not None:
+            query = query.where(t.payments.c.order_id == order_id)
+        if after is not None:
+            created, last_id = datetime.fromisoformat(after[0]), after[1]
+            query = query.where(
+                func.row(t.payments.c.created_at, t.payments.c.id) < func.row(created, last_id)
+            )
+        query = query.order_by(t.payments.c.created_at.desc(), t.payments.c.id.desc())
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit + 1))).all()
+        views = [PaymentView.from_row(r) for r in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return views, (last.created_at.isoformat(), last.id) if last is not None else None
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _lock_row(self, conn: AsyncConnection, tenant_id: str, payment_id: str) -> Any:
+        return (
+            await conn.execute(
+                select(t.payments.c.id)
+                .where(t.payments.c.id == payment_id, t.payments.c.tenant_id == tenant_id)
+                .with_for_update()
+            )
+        ).one_or_none()
+
+    async def _append(
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        payment_id: str,
+        expected_version: int,
+        events: list[PaymentEvent],
+    ) -> None:
+        await self.store.append(
+            conn,
+            stream_id=payment_id,
+            stream_type=STREAM_TYPE,
+            tenant_id=caller.tenant_id,
+            events=new_events(events),
+            expected_version=expected_version,
+            correlation_id=caller.correlation_id,
+            causation_id=caller.causation_id,
+            traceparent=caller.traceparent,
+        )
+
+
+def _fold(state: p.Payment, events: list[PaymentEvent]) -> p.Payment:
+    for event in events:
+        state = p.evolve(state, event)
+    return state
