@@ -40,7 +40,7 @@ class WaybillSettings(BaseSettings):
     # The payment provider (the sandbox's Stripe-like API by default) and its shared secrets.
     provider_url: str = f"http://127.0.0.1:{ports.SANDBOX}"
     provider_api_key: str = "sk_test_waybill"
-    provider_webhook_secret: str = "whsec_sandbox_dev"
+    provider_webhook_secret: str = "whsec_sandbox_dev"  # noqa: S105 - the sandbox dev default
 
     @property
     def server_url(self) -> str:
