@@ -224,3 +224,47 @@ async def test_retry_on_conflict_gives_up_after_its_delays():
     with pytest.raises(ConcurrencyError):
         await retry_on_conflict(always_conflicts, delays=(0.001, 0.001, 0.001))
     assert calls == 4
+
+
+async def test_a_private_append_is_stored_but_never_reaches_the_outbox(infra):
+    from sqlalchemy import MetaData, func, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from waybill.common.eventstore import EventStore, NewEvent, define_common_tables
+
+    metadata = MetaData()
+    events, outbox, _ = define_common_tables(metadata)
+    database = await asyncio.to_thread(infra.new_database, "private")
+    engine = create_async_engine(infra.settings().database_dsn(database))
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    store = EventStore(events, outbox, source="/test", topic="unused")
+    try:
+        async with engine.begin() as conn:
+            await store.append(
+                conn,
+                stream_id="stock-1",
+                stream_type="stock",
+                tenant_id="t",
+                events=[NewEvent("stock.set", {"n": 1}), NewEvent("stock.set", {"n": 2})],
+                expected_version=0,
+                correlation_id="c",
+                publish=False,
+            )
+        async with engine.connect() as conn:
+            assert [e.version for e in await store.load(conn, "stock-1")] == [1, 2]
+            assert await conn.scalar(select(func.count()).select_from(outbox)) == 0
+        with pytest.raises(ConcurrencyError):
+            async with engine.begin() as conn:
+                await store.append(
+                    conn,
+                    stream_id="stock-1",
+                    stream_type="stock",
+                    tenant_id="t",
+                    events=[NewEvent("stock.set", {"n": 3})],
+                    expected_version=1,
+                    correlation_id="c",
+                    publish=False,
+                )
+    finally:
+        await engine.dispose()

@@ -34,7 +34,7 @@ service_or_admin = require_role("service", "admin")
 admin_only = require_role("admin")
 
 
-def handlers(request: Request) -> OrderHandlers:
+async def handlers(request: Request) -> OrderHandlers:
     return request.app.state.handlers  # type: ignore[no-any-return]
 
 

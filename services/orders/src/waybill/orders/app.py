@@ -41,7 +41,6 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     configure_logging(SERVICE, settings)
     database = service_database(SERVICE)
     engine = create_engine(settings.database_dsn(database), pool_size=settings.orders_db_pool_size)
-    registry = contract.register(EventRegistry())
     store = EventStore(
         projections.events,
         projections.outbox,
@@ -51,7 +50,6 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     handlers = OrderHandlers(
         engine=engine,
         store=store,
-        registry=registry,
         reservation_ttl=timedelta(seconds=settings.orders_reservation_ttl_s),
     )
     key_store = KeyStore(settings)

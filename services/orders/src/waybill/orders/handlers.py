@@ -21,9 +21,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from waybill.common.contracts.orders import OrderEvent
+from waybill.common.contracts.orders import LineItem, OrderEvent
 from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, retry_on_conflict
-from waybill.common.registry import EventRegistry
 from waybill.orders import projections as t
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
@@ -74,7 +73,6 @@ def _new_events(events: Sequence[OrderEvent]) -> list[NewEvent]:
 class OrderHandlers:
     engine: AsyncEngine
     store: EventStore
-    registry: EventRegistry
     reservation_ttl: timedelta = timedelta(minutes=15)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -205,14 +203,29 @@ class OrderHandlers:
         """Run ``command`` inside the caller's transaction (e.g. a consumer's, with its inbox)."""
         row = (
             await conn.execute(
-                select(t.orders.c.status)
+                select(
+                    t.orders.c.status,
+                    t.orders.c.version,
+                    t.orders.c["items"],
+                    t.orders.c.total_cents,
+                    t.orders.c.expires_at,
+                )
                 .where(t.orders.c.order_id == order_id, t.orders.c.tenant_id == caller.tenant_id)
                 .with_for_update()
             )
         ).one_or_none()
         if row is None:
             raise OrderNotFound(f"order {order_id} not found")
-        state = await self._load_order(conn, order_id)
+        # The locked projection row is the snapshot: it moves with the stream in the same
+        # transactions, under this lock, so it is the state a full replay would give.
+        state = o.Order(
+            order_id=order_id,
+            status=o.OrderStatus(row.status),
+            version=row.version,
+            items=tuple(LineItem.model_validate(item) for item in row.items),
+            total_cents=row.total_cents,
+            expires_at=row.expires_at,
+        )
         events = o.decide(state, command)
         if not events:
             return
@@ -229,11 +242,6 @@ class OrderHandlers:
             await self._settle_reservation(conn, caller, order_id, state.items, inv.Release)
         elif state.status is o.OrderStatus.pending_payment and after.status is o.OrderStatus.paid:
             await self._settle_reservation(conn, caller, order_id, state.items, inv.Commit)
-
-    async def _load_order(self, conn: AsyncConnection, order_id: str) -> o.Order:
-        recorded = await self.store.load(conn, order_id)
-        events = [self.registry.model(r.type).model_validate(r.data) for r in recorded]
-        return o.fold(order_id, events)  # type: ignore[arg-type]
 
     async def _append_order(
         self,
@@ -385,6 +393,9 @@ class OrderHandlers:
             correlation_id=caller.correlation_id,
             causation_id=caller.causation_id,
             traceparent=caller.traceparent,
+            # Stock streams are how orders reserves units, not part of the event contract:
+            # they stay in this service's event store and never reach Kafka (ADR 0001).
+            publish=False,
         )
         after = state
         for event in events:

@@ -47,7 +47,7 @@ class Services:
     webhook_tolerance_s: float
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 

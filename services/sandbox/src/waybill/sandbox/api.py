@@ -19,11 +19,11 @@ from waybill.sandbox.idempotency import StoredResponse
 from waybill.sandbox.provider import CreateIntent, CreateRefund, PaymentProvider, parse
 
 
-def provider(request: Request) -> PaymentProvider:
+async def provider(request: Request) -> PaymentProvider:
     return request.app.state.provider  # type: ignore[no-any-return]
 
 
-def require_api_key(
+async def require_api_key(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     expected = f"Bearer {request.app.state.settings.provider_api_key}"

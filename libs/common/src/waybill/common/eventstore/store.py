@@ -62,13 +62,16 @@ class RecordedEvent:
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def _append_sql(events: str, outbox: str) -> str:
-    # `head` reads the stream's version through the (stream_id, version) index; the insert only
-    # happens when it equals the expected version, so a stale reader gets no rows back. Two
-    # writers that both read the same head race on the unique index instead: the loser blocks
-    # until the winner commits, then fails with a unique violation. Either way the caller sees
-    # ConcurrencyError and nothing is written.
-    return f"""
+def _append_sql(events: str, outbox: str | None) -> str:
+    """The append statement; without ``outbox`` the events stay private to the service.
+
+    `head` reads the stream's version through the (stream_id, version) index; the insert only
+    happens when it equals the expected version, so a stale reader gets no rows back. Two
+    writers that both read the same head race on the unique index instead: the loser blocks
+    until the winner commits, then fails with a unique violation. Either way the caller sees
+    ConcurrencyError and nothing is written.
+    """
+    insert_events = f"""
 WITH head AS (
     SELECT coalesce(max(version), 0) AS version FROM {events} WHERE stream_id = $1
 ), appended AS (
@@ -80,7 +83,12 @@ WITH head AS (
          AS e(event_id, version, type, schema_version, data)
     WHERE (SELECT version FROM head) = $11
     RETURNING global_position, version
-), published AS (
+)"""
+    if outbox is None:
+        return f"""{insert_events}
+SELECT head.version, appended.global_position, appended.version, NULL
+FROM head LEFT JOIN appended ON true"""
+    return f"""{insert_events}, published AS (
     INSERT INTO {outbox} (event_id, topic, key, value, headers)
     SELECT o.event_id, $12, $13, o.value, o.headers::jsonb
     FROM unnest($6::uuid[], $14::bytea[], $15::text[]) AS o(event_id, value, headers)
@@ -90,8 +98,7 @@ SELECT head.version, appended.global_position, appended.version,
        CASE WHEN appended.version IS NOT NULL
                  AND NOT pg_try_advisory_xact_lock_shared({OUTBOX_IDLE_LOCK_KEY})
             THEN pg_notify('{OUTBOX_CHANNEL}', '') END
-FROM head LEFT JOIN appended ON true
-"""
+FROM head LEFT JOIN appended ON true"""
 
 
 _COLUMNS = (
@@ -156,6 +163,7 @@ class EventStore:
         self.topic = topic
         self.service = service or source.rstrip("/").rsplit("/", 1)[-1]
         self._append = _append_sql(f'"{events.name}"', f'"{outbox.name}"')
+        self._append_private = _append_sql(f'"{events.name}"', None)
         self._load = (
             f'SELECT {_COLUMNS} FROM "{events.name}" WHERE stream_id = $1 AND version > $2'
             " ORDER BY version"
@@ -176,9 +184,13 @@ class EventStore:
         correlation_id: str,
         causation_id: str | None = None,
         traceparent: str | None = None,
+        publish: bool = True,
     ) -> list[RecordedEvent]:
         """Append ``events`` after ``expected_version`` (0 = a new stream), in ``conn``'s
-        transaction. Raises ``ConcurrencyError`` if the stream is not at that version."""
+        transaction. Raises ``ConcurrencyError`` if the stream is not at that version.
+
+        ``publish=False`` keeps the events private to the service's own event store (no outbox
+        row, nothing on Kafka): for streams that are an implementation detail, not contract."""
         if not events:
             return []
         now = datetime.now(UTC)
@@ -208,7 +220,7 @@ class EventStore:
             ).to_kafka()
             values.append(value)
             headers.append(json.dumps([[name, raw.decode()] for name, raw in kafka_headers]))
-        params = (
+        params: tuple[Any, ...] = (
             stream_id,
             stream_type,
             tenant_id,
@@ -225,8 +237,11 @@ class EventStore:
             values,
             headers,
         )
+        statement = self._append
+        if not publish:
+            statement, params = self._append_private, params[:11]
         try:
-            rows = await _fetch_in_transaction(conn, self._append, params)
+            rows = await _fetch_in_transaction(conn, statement, params)
         except (IntegrityError, asyncpg.UniqueViolationError) as exc:
             if _constraint_of(exc) == STREAM_VERSION_CONSTRAINT:
                 raise ConcurrencyError(stream_id, expected_version, None) from exc

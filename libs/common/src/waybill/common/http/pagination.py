@@ -65,7 +65,7 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     return position
 
 
-def page_params(
+async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (1-{MAX_LIMIT}).")
     ] = DEFAULT_LIMIT,
