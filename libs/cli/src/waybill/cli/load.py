@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table as RichTable
 from rich.text import Text
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from waybill.cli.state import StateDir, running_stack
 from waybill.common import ports
@@ -373,6 +374,14 @@ async def fetch_outcomes(
     gate = asyncio.Semaphore(concurrency)
     outcomes: dict[str, Outcome] = {}
 
+    # A kept-alive connection the server dropped under overload fails once on reuse; reading
+    # outcomes after the fact must not lose the step's figures to that.
+    @retry(
+        retry=retry_if_exception_type(httpx.TransportError),
+        stop=stop_after_attempt(4),
+        wait=wait_exponential_jitter(initial=0.2, max=2),
+        reraise=True,
+    )
     async def one(order_id: str) -> None:
         async with gate:
             response = await client.get(

@@ -114,25 +114,29 @@ class OrderHandlers:
             await self._append_order(conn, caller, command.order_id, 0, events)
             now = self.clock()
             placed = events[0]
-            await conn.execute(
-                insert(t.orders).values(
-                    order_id=command.order_id,
-                    tenant_id=caller.tenant_id,
-                    status=o.OrderStatus.pending_payment.value,
-                    version=1,
-                    customer=command.customer.model_dump(mode="json"),
-                    items=[i.model_dump(mode="json") for i in command.items],
-                    currency=command.currency,
-                    total_cents=placed.total_cents,  # type: ignore[attr-defined]
-                    shipping_address=command.shipping_address.model_dump(mode="json"),
-                    payment_method=command.payment_method,
-                    expires_at=command.expires_at,
-                    created_at=now,
-                    updated_at=now,
+            row = (
+                await conn.execute(
+                    insert(t.orders)
+                    .values(
+                        order_id=command.order_id,
+                        tenant_id=caller.tenant_id,
+                        status=o.OrderStatus.pending_payment.value,
+                        version=1,
+                        customer=command.customer.model_dump(mode="json"),
+                        items=[i.model_dump(mode="json") for i in command.items],
+                        currency=command.currency,
+                        total_cents=placed.total_cents,  # type: ignore[attr-defined]
+                        shipping_address=command.shipping_address.model_dump(mode="json"),
+                        payment_method=command.payment_method,
+                        expires_at=command.expires_at,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*t.orders.c)
                 )
-            )
+            ).one()
             log.info("order_place_succeeded", order_id=command.order_id, tenant_id=caller.tenant_id)
-            return await self._order_view(conn, caller.tenant_id, command.order_id), True
+            return OrderView.from_row(row), True
 
     async def cancel_order(self, caller: Caller, order_id: str) -> OrderView:
         return await self.apply(caller, order_id, o.CancelOrder(reason="requested"))
