@@ -12,10 +12,10 @@ from waybill.common.contracts.orders import Address, Customer, LineItem
 from waybill.common.http.pagination import (
     Page,
     PageParams,
-    decode_cursor,
     encode_cursor,
     page_params,
 )
+from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.common.observability.tracing import current_traceparent
 from waybill.orders.domain import order as o
 from waybill.orders.domain.order import OrderStatus
@@ -103,17 +103,13 @@ async def list_orders(
     page: Annotated[PageParams, Depends(page_params)],
     status: Annotated[OrderStatus | None, Query()] = None,
 ) -> Page[OrderView]:
-    after = None
-    if page.cursor is not None:
-        cursor = decode_cursor(page.cursor)
-        after = (str(cursor.get("c")), str(cursor.get("id")))
     items, last = await svc.list_orders(
         principal.tenant_id,
         status=status.value if status else None,
         limit=page.limit,
-        after=after,
+        after=position_from_cursor(page.after),
     )
-    next_cursor = encode_cursor({"c": last[0], "id": last[1]}) if last else None
+    next_cursor = encode_cursor(cursor_from_position(last)) if last else None
     return Page[OrderView](items=items, next_cursor=next_cursor)
 
 

@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import LineItem, OrderEvent
 from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, retry_on_conflict
+from waybill.common.keyset import Position, newest_first_page
 from waybill.orders import projections as t
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
@@ -175,24 +176,21 @@ class OrderHandlers:
             return await self._order_view(conn, tenant_id, order_id)
 
     async def list_orders(
-        self, tenant_id: str, *, status: str | None, limit: int, after: tuple[str, str] | None
-    ) -> tuple[list[OrderView], tuple[str, str] | None]:
-        """Newest first; ``after`` = (created_at iso, order id) of the last item seen."""
+        self, tenant_id: str, *, status: str | None, limit: int, after: Position | None
+    ) -> tuple[list[OrderView], Position | None]:
+        """Newest first, one keyset page at a time."""
         query = select(t.orders).where(t.orders.c.tenant_id == tenant_id)
         if status is not None:
             query = query.where(t.orders.c.status == status)
-        if after is not None:
-            created, last_id = datetime.fromisoformat(after[0]), after[1]
-            query = query.where(
-                func.row(t.orders.c.created_at, t.orders.c.order_id) < func.row(created, last_id)
-            )
-        query = query.order_by(t.orders.c.created_at.desc(), t.orders.c.order_id.desc())
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.limit(limit + 1))).all()
-        views = [OrderView.from_row(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        last = rows[limit - 1] if more else None
-        return views, (last.created_at.isoformat(), last.order_id) if last is not None else None
+        rows, last = await newest_first_page(
+            self.engine,
+            query,
+            created=t.orders.c.created_at,
+            key=t.orders.c.order_id,
+            limit=limit,
+            after=after,
+        )
+        return [OrderView.from_row(r) for r in rows], last
 
     async def order_events(self, tenant_id: str, order_id: str) -> list[RecordedEvent]:
         async with self.engine.connect() as conn:

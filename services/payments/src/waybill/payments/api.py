@@ -13,11 +13,11 @@ from waybill.common.auth import Principal, require_role
 from waybill.common.http.pagination import (
     Page,
     PageParams,
-    decode_cursor,
     encode_cursor,
     page_params,
 )
 from waybill.common.http.problems import ProblemError
+from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.common.observability.tracing import current_traceparent
 from waybill.payments import signature
 from waybill.payments.charger import Charger
@@ -77,14 +77,13 @@ async def list_payments(
     order_id: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Page[PaymentView]:
     """Newest first; ``order_id`` narrows to that order's payment."""
-    after = None
-    if page.cursor is not None:
-        cursor = decode_cursor(page.cursor)
-        after = (str(cursor.get("c")), str(cursor.get("id")))
     items, last = await svc.handlers.list_payments(
-        principal.tenant_id, order_id=order_id, limit=page.limit, after=after
+        principal.tenant_id,
+        order_id=order_id,
+        limit=page.limit,
+        after=position_from_cursor(page.after),
     )
-    next_cursor = encode_cursor({"c": last[0], "id": last[1]}) if last else None
+    next_cursor = encode_cursor(cursor_from_position(last)) if last else None
     return Page[PaymentView](items=items, next_cursor=next_cursor)
 
 

@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import OrderPlaced
 from waybill.common.contracts.payments import PaymentEvent
 from waybill.common.eventstore import EventStore, NewEvent, retry_on_conflict
+from waybill.common.keyset import Position, newest_first_page
 from waybill.common.registry import EventRegistry
 from waybill.payments import projections as t
 from waybill.payments.domain import payment as p
@@ -315,23 +316,21 @@ class PaymentHandlers:
         return PaymentView.from_row(row)
 
     async def list_payments(
-        self, tenant_id: str, *, order_id: str | None, limit: int, after: tuple[str, str] | None
-    ) -> tuple[list[PaymentView], tuple[str, str] | None]:
-        """Newest first; ``after`` = (created_at iso, payment id) of the last item seen."""
+        self, tenant_id: str, *, order_id: str | None, limit: int, after: Position | None
+    ) -> tuple[list[PaymentView], Position | None]:
+        """Newest first, one keyset page at a time."""
         query = select(t.payments).where(t.payments.c.tenant_id == tenant_id)
         if order_id is not None:
             query = query.where(t.payments.c.order_id == order_id)
-        if after is not None:
-            created, last_id = datetime.fromisoformat(after[0]), after[1]
-            query = query.where(
-                func.row(t.payments.c.created_at, t.payments.c.id) < func.row(created, last_id)
-            )
-        query = query.order_by(t.payments.c.created_at.desc(), t.payments.c.id.desc())
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.limit(limit + 1))).all()
-        views = [PaymentView.from_row(r) for r in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
-        return views, (last.created_at.isoformat(), last.id) if last is not None else None
+        rows, last = await newest_first_page(
+            self.engine,
+            query,
+            created=t.payments.c.created_at,
+            key=t.payments.c.id,
+            limit=limit,
+            after=after,
+        )
+        return [PaymentView.from_row(r) for r in rows], last
 
     # --- internals ------------------------------------------------------------------------
 
