@@ -310,6 +310,10 @@ def _stack(console: Console) -> Any:
         shutil.rmtree(root, ignore_errors=True)
 
 
+WARM_UP_RATE = 20.0
+WARM_UP_S = 20.0
+
+
 async def _steps(
     stack: Stack,
     console: Console,
@@ -328,6 +332,13 @@ async def _steps(
     )
     async with http_client(concurrency) as client:
         with Progress(*columns, console=console) as progress:
+            # Discarded warm-up: a freshly started stack pays JIT compilation (Kafka's JVM),
+            # connection pools and caches first; the steps should measure the steady state.
+            warm = progress.add_task("warm-up (discarded)", total=None, line="")
+            await run_step(
+                stack, client, orders.url, WARM_UP_RATE, WARM_UP_S, concurrency, lambda _: None
+            )
+            progress.update(warm, total=1, completed=1, line="done")
             for rate in rates:
                 task = progress.add_task(f"{rate:g} orders/s", total=rate * step_s, line="")
 
