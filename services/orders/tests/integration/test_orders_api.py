@@ -175,3 +175,26 @@ async def test_the_callers_trace_continues_onto_the_kafka_record(tenant: Tenant,
     headers = {k: v.decode() for k, v in placed.headers}
     assert headers["traceparent"].split("-")[1] == trace_id
     assert headers["ce_correlationid"]
+
+
+async def test_an_orders_events_page_through_in_version_order(tenant: Tenant):
+    from waybill.common.http.pagination import encode_cursor
+
+    await tenant.stock("EVPAGE", 1)
+    order = (await tenant.service.post("/orders", json=order_body("EVPAGE"))).json()
+    await tenant.service.post(f"/orders/{order['id']}/cancel")
+    url = f"/orders/{order['id']}/events"
+
+    first = (await tenant.service.get(url, params={"limit": 1})).json()
+    second = (
+        await tenant.service.get(url, params={"limit": 1, "cursor": first["next_cursor"]})
+    ).json()
+
+    assert [e["type"] for e in first["items"] + second["items"]] == [
+        "order.placed",
+        "order.cancelled",
+    ]
+    assert second["next_cursor"] is None
+    forged = await tenant.service.get(url, params={"cursor": encode_cursor({"v": "x"})})
+    assert forged.status_code == 422
+    assert forged.json()["code"] == "INVALID_CURSOR"

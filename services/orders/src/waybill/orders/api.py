@@ -15,6 +15,7 @@ from waybill.common.http.pagination import (
     encode_cursor,
     page_params,
 )
+from waybill.common.http.problems import ProblemError
 from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.common.observability.tracing import current_traceparent
 from waybill.orders.domain import order as o
@@ -122,10 +123,18 @@ async def get_order(
 
 @router.get("/orders/{order_id}/events", response_model=Page[EventView], tags=["orders"])
 async def order_events(
-    order_id: OrderId, svc: Handlers, principal: Annotated[Principal, Depends(service_or_admin)]
+    order_id: OrderId,
+    svc: Handlers,
+    principal: Annotated[Principal, Depends(service_or_admin)],
+    page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[EventView]:
-    """The order's event stream, in version order."""
-    recorded = await svc.order_events(principal.tenant_id, order_id)
+    """The order's event stream, in version order, a page at a time."""
+    after_version = page.after.get("v", 0) if page.after else 0
+    if not isinstance(after_version, int) or after_version < 0:
+        raise ProblemError(422, "INVALID_CURSOR", "Invalid cursor", "not a cursor of this list")
+    recorded, last = await svc.order_events(
+        principal.tenant_id, order_id, after_version=after_version, limit=page.limit
+    )
     items = [
         EventView(
             id=str(r.event_id),
@@ -138,7 +147,8 @@ async def order_events(
         )
         for r in recorded
     ]
-    return Page[EventView](items=items, next_cursor=None)
+    next_cursor = encode_cursor({"v": last}) if last is not None else None
+    return Page[EventView](items=items, next_cursor=next_cursor)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=OrderView, tags=["orders"])

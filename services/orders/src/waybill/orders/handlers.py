@@ -192,10 +192,18 @@ class OrderHandlers:
         )
         return [OrderView.from_row(r) for r in rows], last
 
-    async def order_events(self, tenant_id: str, order_id: str) -> list[RecordedEvent]:
+    async def order_events(
+        self, tenant_id: str, order_id: str, *, after_version: int, limit: int
+    ) -> tuple[list[RecordedEvent], int | None]:
+        """One page of the order's stream in version order, and the version to continue after."""
         async with self.engine.connect() as conn:
             await self._order_view(conn, tenant_id, order_id)  # 404 across tenants
-            return await self.store.load(conn, order_id)
+            events = await self.store.load(
+                conn, order_id, after_version=after_version, limit=limit + 1
+            )
+        if len(events) <= limit:
+            return events, None
+        return events[:limit], events[limit - 1].version
 
     # --- internals ----------------------------------------------------------------------
 

@@ -166,7 +166,7 @@ class EventStore:
         self._append_private = _append_sql(f'"{events.name}"', None)
         self._load = (
             f'SELECT {_COLUMNS} FROM "{events.name}" WHERE stream_id = $1 AND version > $2'
-            " ORDER BY version"
+            " ORDER BY version LIMIT $3"
         )
         self._version = (
             f'SELECT coalesce(max(version), 0) FROM "{events.name}" WHERE stream_id = $1'
@@ -269,10 +269,15 @@ class EventStore:
         ]
 
     async def load(
-        self, conn: AsyncConnection, stream_id: str, *, after_version: int = 0
+        self,
+        conn: AsyncConnection,
+        stream_id: str,
+        *,
+        after_version: int = 0,
+        limit: int | None = None,
     ) -> list[RecordedEvent]:
-        """The stream's events after ``after_version``, in version order."""
-        result = await conn.exec_driver_sql(self._load, (stream_id, after_version))
+        """The stream's events after ``after_version``, in version order (at most ``limit``)."""
+        result = await conn.exec_driver_sql(self._load, (stream_id, after_version, limit))
         return [
             RecordedEvent(
                 global_position=row.global_position,
