@@ -1,19 +1,16 @@
 """``python -m waybill.payments``: serve payments on 127.0.0.1:$WAYBILL_PAYMENTS_PORT."""
 
-import uvicorn
-
+from waybill.common.http.serve import serve
 from waybill.payments.app import build_app
 from waybill.payments.settings import PaymentsSettings
 
 
 def main() -> None:
     settings = PaymentsSettings()
-    uvicorn.run(
+    serve(
         build_app(settings),
         host=settings.host,
         port=settings.payments_port,
-        log_config=None,  # structlog owns logging (configure_logging)
-        access_log=False,
     )
 
 
