@@ -28,6 +28,7 @@ from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from waybill.common.db import driver
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.errors import ConcurrencyError
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, OUTBOX_IDLE_LOCK_KEY
@@ -124,29 +125,6 @@ def _constraint_of(exc: BaseException) -> str | None:
     return None
 
 
-async def _fetch_in_transaction(
-    conn: AsyncConnection, sql: str, params: tuple[Any, ...]
-) -> Sequence[Any]:
-    """Run ``sql`` on the asyncpg connection under ``conn``, inside ``conn``'s transaction.
-
-    The append is the hot path of every command, and SQLAlchemy's execution layer costs about
-    as much CPU per statement as asyncpg itself (measured: ~150 us), which decides throughput
-    with many concurrent writers on a small machine. So the statement goes to the driver
-    directly. SQLAlchemy's asyncpg adapter begins its transaction lazily, at the first
-    statement; we ask it to begin now, so the append is part of the transaction SQLAlchemy
-    commits or rolls back. If the adapter ever lacks that hook, we take the ordinary path.
-    """
-    raw = await conn.get_raw_connection()
-    adapter = raw.dbapi_connection
-    start = getattr(adapter, "_start_transaction", None)
-    if start is None or not hasattr(adapter, "_transaction"):
-        return (await conn.exec_driver_sql(sql, params)).all()
-    if adapter._transaction is None:  # type: ignore[union-attr]
-        await start()
-    driver: asyncpg.Connection = raw.driver_connection
-    return await driver.fetch(sql, *params)  # type: ignore[no-any-return]
-
-
 class EventStore:
     """Streams of events in ``events``, each append mirrored into ``outbox`` for the relay."""
 
@@ -241,7 +219,7 @@ class EventStore:
         if not publish:
             statement, params = self._append_private, params[:11]
         try:
-            rows = await _fetch_in_transaction(conn, statement, params)
+            rows = await (await driver(conn)).fetch(statement, *params)
         except (IntegrityError, asyncpg.UniqueViolationError) as exc:
             if _constraint_of(exc) == STREAM_VERSION_CONSTRAINT:
                 raise ConcurrencyError(stream_id, expected_version, None) from exc
@@ -277,25 +255,24 @@ class EventStore:
         limit: int | None = None,
     ) -> list[RecordedEvent]:
         """The stream's events after ``after_version``, in version order (at most ``limit``)."""
-        result = await conn.exec_driver_sql(self._load, (stream_id, after_version, limit))
+        rows = await (await driver(conn)).fetch(self._load, stream_id, after_version, limit)
         return [
             RecordedEvent(
-                global_position=row.global_position,
-                event_id=row.event_id,
-                stream_id=row.stream_id,
-                stream_type=row.stream_type,
-                version=row.version,
-                type=row.type,
-                schema_version=row.schema_version,
-                tenant_id=row.tenant_id,
-                data=_json(row.data),
-                metadata=_json(row.metadata),
-                recorded_at=row.recorded_at,
+                global_position=row["global_position"],
+                event_id=row["event_id"],
+                stream_id=row["stream_id"],
+                stream_type=row["stream_type"],
+                version=row["version"],
+                type=row["type"],
+                schema_version=row["schema_version"],
+                tenant_id=row["tenant_id"],
+                data=_json(row["data"]),
+                metadata=_json(row["metadata"]),
+                recorded_at=row["recorded_at"],
             )
-            for row in result
+            for row in rows
         ]
 
     async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
         """The stream's current version (0 when it has no events)."""
-        version = (await conn.exec_driver_sql(self._version, (stream_id,))).scalar_one()
-        return int(version)
+        return int(await (await driver(conn)).fetchval(self._version, stream_id))
