@@ -18,9 +18,10 @@ from waybill.common.http.pagination import (
 from waybill.common.http.problems import ProblemError
 from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.common.observability.tracing import current_traceparent
+from waybill.orders.caller import Caller
 from waybill.orders.domain import order as o
 from waybill.orders.domain.order import OrderStatus
-from waybill.orders.handlers import Caller, OrderHandlers, request_fingerprint
+from waybill.orders.handlers import OrderHandlers, request_fingerprint
 from waybill.orders.schemas import SKU_PATTERN, PlaceOrderIn, SetStockIn
 from waybill.orders.views import EventView, OrderView, StockView
 

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from waybill.common.contracts.payments import PaymentCaptured, PaymentFailed
 from waybill.common.envelope import EventEnvelope
+from waybill.orders.caller import Caller
 from waybill.orders.domain import order as o
-from waybill.orders.handlers import Caller, OrderHandlers
+from waybill.orders.handlers import OrderHandlers
 
 CONSUMER_GROUP = "orders"
 

@@ -1,9 +1,10 @@
 """Application layer: load the stream -> decide -> append (+ projections, outbox) atomically.
 
-Stock is serialised per sku by locking its inventory row (``FOR UPDATE``, in sku order so two
-orders never deadlock); the inventory stream is then appended at the version we hold the lock
-for, so concurrent orders for the last units queue up instead of failing on a version conflict.
-Orders themselves use optimistic concurrency with a short bounded retry (retry_on_conflict).
+Stock keeping (locks, stock streams, reservations) is ``stock.StockKeeping``. Orders use
+optimistic concurrency with a short bounded retry (retry_on_conflict); a command on an existing
+order locks its projection row, which is also its snapshot. Placing an order and applying a
+payment outcome are the saga's hot paths: their statements go to the driver
+(``waybill.common.db.driver``).
 """
 
 from __future__ import annotations
@@ -17,20 +18,38 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import LineItem, OrderEvent
-from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, retry_on_conflict
+from waybill.common.db import driver
+from waybill.common.eventstore import EventStore, RecordedEvent, retry_on_conflict
 from waybill.common.keyset import Position, newest_first_page
 from waybill.orders import projections as t
+from waybill.orders.caller import Caller, new_events
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
-from waybill.orders.domain.errors import InsufficientStock, OrderNotFound, OrdersError
+from waybill.orders.domain.errors import OrderNotFound, OrdersError
+from waybill.orders.stock import StockKeeping
 from waybill.orders.views import OrderView, StockView
 
 log = structlog.get_logger(__name__)
+
+_ORDER_COLUMNS = (
+    "order_id, tenant_id, status, version, customer, items, currency, total_cents,"
+    " shipping_address, payment_method, expires_at, created_at, updated_at"
+)
+_INSERT_ORDER = f"""
+INSERT INTO orders ({_ORDER_COLUMNS})
+VALUES ($1, $2, $3, 1, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb, $9, $10, $11, $11)
+RETURNING {_ORDER_COLUMNS}
+"""
+_LOCK_ORDER = """
+SELECT status, version, items, total_cents, expires_at FROM orders
+WHERE order_id = $1 AND tenant_id = $2 FOR UPDATE
+"""
+_UPDATE_ORDER = "UPDATE orders SET status = $2, version = $3, updated_at = $4 WHERE order_id = $1"
 
 
 class IdempotencyKeyReused(OrdersError):
@@ -43,31 +62,10 @@ class SkuNotFound(OrdersError):
     status = 404
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who asks, and the ids that follow the request into the events it causes."""
-
-    tenant_id: str
-    correlation_id: str
-    causation_id: str | None = None
-    traceparent: str | None = None
-
-
 def request_fingerprint(body: Any) -> str:
     """Stable hash of a request body (key order does not matter) for Idempotency-Key checks."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def inventory_stream(tenant_id: str, sku: str) -> str:
-    return f"inventory:{tenant_id}:{sku}"
-
-
-def _new_events(events: Sequence[OrderEvent]) -> list[NewEvent]:
-    return [
-        NewEvent(type=e.event_type, data=e.model_dump(mode="json"), schema_version=e.schema_version)
-        for e in events
-    ]
 
 
 @dataclass
@@ -77,22 +75,15 @@ class OrderHandlers:
     reservation_ttl: timedelta = timedelta(minutes=15)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
+    @property
+    def stock(self) -> StockKeeping:
+        return StockKeeping(self.store, self.clock)
+
     # --- inventory --------------------------------------------------------------------
 
     async def set_stock(self, caller: Caller, sku: str, available: int) -> StockView:
         async with self.engine.begin() as conn:
-            row = await self._lock_stock_row(conn, caller.tenant_id, sku)
-            state = inv.Stock(sku=sku) if row is None else self._stock_state(row, {})
-            events = inv.decide(state, inv.SetStock(available))
-            await self._append_stock(
-                conn,
-                caller,
-                sku,
-                state,
-                events,
-                reserved=row.reserved if row else 0,
-                new=row is None,
-            )
+            await self.stock.set_stock(conn, caller, sku, available)
             return await self._stock_view(conn, caller.tenant_id, sku)
 
     async def get_stock(self, tenant_id: str, sku: str) -> StockView:
@@ -110,32 +101,25 @@ class OrderHandlers:
                 earlier = await self._claim_idempotency_key(conn, caller, command, *idempotency)
                 if earlier is not None:
                     return earlier, False
-            await self._reserve_stock(conn, caller, command)
+            await self.stock.reserve(conn, caller, command.order_id, command.items)
             events = o.decide(o.Order(order_id=command.order_id), command)
             await self._append_order(conn, caller, command.order_id, 0, events)
             now = self.clock()
             placed = events[0]
-            row = (
-                await conn.execute(
-                    insert(t.orders)
-                    .values(
-                        order_id=command.order_id,
-                        tenant_id=caller.tenant_id,
-                        status=o.OrderStatus.pending_payment.value,
-                        version=1,
-                        customer=command.customer.model_dump(mode="json"),
-                        items=[i.model_dump(mode="json") for i in command.items],
-                        currency=command.currency,
-                        total_cents=placed.total_cents,  # type: ignore[attr-defined]
-                        shipping_address=command.shipping_address.model_dump(mode="json"),
-                        payment_method=command.payment_method,
-                        expires_at=command.expires_at,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(*t.orders.c)
-                )
-            ).one()
+            row = await (await driver(conn)).fetchrow(
+                _INSERT_ORDER,
+                command.order_id,
+                caller.tenant_id,
+                o.OrderStatus.pending_payment.value,
+                json.dumps(command.customer.model_dump(mode="json")),
+                json.dumps([i.model_dump(mode="json") for i in command.items]),
+                command.currency,
+                placed.total_cents,  # type: ignore[attr-defined]
+                json.dumps(command.shipping_address.model_dump(mode="json")),
+                command.payment_method,
+                command.expires_at,
+                now,
+            )
             log.info("order_place_succeeded", order_id=command.order_id, tenant_id=caller.tenant_id)
             return OrderView.from_row(row), True
 
@@ -211,30 +195,19 @@ class OrderHandlers:
         self, conn: AsyncConnection, caller: Caller, order_id: str, command: o.Command
     ) -> None:
         """Run ``command`` inside the caller's transaction (e.g. a consumer's, with its inbox)."""
-        row = (
-            await conn.execute(
-                select(
-                    t.orders.c.status,
-                    t.orders.c.version,
-                    t.orders.c["items"],
-                    t.orders.c.total_cents,
-                    t.orders.c.expires_at,
-                )
-                .where(t.orders.c.order_id == order_id, t.orders.c.tenant_id == caller.tenant_id)
-                .with_for_update()
-            )
-        ).one_or_none()
+        db = await driver(conn)
+        row = await db.fetchrow(_LOCK_ORDER, order_id, caller.tenant_id)
         if row is None:
             raise OrderNotFound(f"order {order_id} not found")
         # The locked projection row is the snapshot: it moves with the stream in the same
         # transactions, under this lock, so it is the state a full replay would give.
         state = o.Order(
             order_id=order_id,
-            status=o.OrderStatus(row.status),
-            version=row.version,
-            items=tuple(LineItem.model_validate(item) for item in row.items),
-            total_cents=row.total_cents,
-            expires_at=row.expires_at,
+            status=o.OrderStatus(row["status"]),
+            version=row["version"],
+            items=tuple(LineItem.model_validate(item) for item in row["items"]),
+            total_cents=row["total_cents"],
+            expires_at=row["expires_at"],
         )
         events = o.decide(state, command)
         if not events:
@@ -243,15 +216,11 @@ class OrderHandlers:
         for event in events:
             after = o.evolve(after, event)
         await self._append_order(conn, caller, order_id, state.version, events)
-        await conn.execute(
-            update(t.orders)
-            .where(t.orders.c.order_id == order_id)
-            .values(status=after.status.value, version=after.version, updated_at=self.clock())
-        )
+        await db.execute(_UPDATE_ORDER, order_id, after.status.value, after.version, self.clock())
         if o.releases_reservation(state.status, after.status):
-            await self._settle_reservation(conn, caller, order_id, state.items, inv.Release)
+            await self.stock.settle(conn, caller, order_id, state.items, inv.Release)
         elif state.status is o.OrderStatus.pending_payment and after.status is o.OrderStatus.paid:
-            await self._settle_reservation(conn, caller, order_id, state.items, inv.Commit)
+            await self.stock.settle(conn, caller, order_id, state.items, inv.Commit)
 
     async def _append_order(
         self,
@@ -266,7 +235,7 @@ class OrderHandlers:
             stream_id=order_id,
             stream_type="order",
             tenant_id=caller.tenant_id,
-            events=_new_events(events),
+            events=new_events(events),
             expected_version=expected_version,
             correlation_id=caller.correlation_id,
             causation_id=caller.causation_id,
@@ -304,150 +273,6 @@ class OrderHandlers:
                 "this Idempotency-Key was already used with a different request body"
             )
         return await self._order_view(conn, caller.tenant_id, earlier.order_id)
-
-    async def _reserve_stock(
-        self, conn: AsyncConnection, caller: Caller, command: o.PlaceOrder
-    ) -> None:
-        skus = sorted({item.sku for item in command.items})
-        rows = {
-            r.sku: r
-            for r in (
-                await conn.execute(
-                    select(t.inventory)
-                    .where(t.inventory.c.tenant_id == caller.tenant_id, t.inventory.c.sku.in_(skus))
-                    .order_by(t.inventory.c.sku)
-                    .with_for_update()
-                )
-            ).all()
-        }
-        for item in sorted(command.items, key=lambda i: i.sku):
-            row = rows.get(item.sku)
-            if row is None:
-                raise InsufficientStock(f"sku {item.sku} is not stocked")
-            state = self._stock_state(row, {})
-            events = inv.decide(state, inv.Reserve(command.order_id, item.quantity))
-            await self._append_stock(
-                conn, caller, item.sku, state, events, reserved=row.reserved, new=False
-            )
-
-    async def _settle_reservation(
-        self,
-        conn: AsyncConnection,
-        caller: Caller,
-        order_id: str,
-        items: Sequence[Any],
-        settle: type[inv.Release] | type[inv.Commit],
-    ) -> None:
-        for sku in sorted({item.sku for item in items}):
-            row = await self._lock_stock_row(conn, caller.tenant_id, sku)
-            if row is None:
-                continue
-            held = (
-                await conn.execute(
-                    select(t.reservations.c.quantity).where(
-                        t.reservations.c.tenant_id == caller.tenant_id,
-                        t.reservations.c.sku == sku,
-                        t.reservations.c.order_id == order_id,
-                    )
-                )
-            ).scalar_one_or_none()
-            state = self._stock_state(row, {order_id: held} if held else {})
-            events = inv.decide(state, settle(order_id))
-            await self._append_stock(
-                conn, caller, sku, state, events, reserved=row.reserved, new=False
-            )
-
-    async def _lock_stock_row(self, conn: AsyncConnection, tenant_id: str, sku: str) -> Any:
-        return (
-            await conn.execute(
-                select(t.inventory)
-                .where(t.inventory.c.tenant_id == tenant_id, t.inventory.c.sku == sku)
-                .with_for_update()
-            )
-        ).one_or_none()
-
-    @staticmethod
-    def _stock_state(row: Any, reservations: dict[str, int]) -> inv.Stock:
-        # The locked projection row is the snapshot; the reservation of the one order this
-        # command concerns is all the decider needs to see.
-        return inv.Stock(
-            sku=row.sku, available=row.available, version=row.version, reservations=reservations
-        )
-
-    async def _append_stock(
-        self,
-        conn: AsyncConnection,
-        caller: Caller,
-        sku: str,
-        state: inv.Stock,
-        events: Sequence[OrderEvent],
-        *,
-        reserved: int,
-        new: bool,
-    ) -> None:
-        """Append stock events at the locked version and move the projection row along.
-
-        ``reserved`` is the sku's total reserved units in the projection; the state only
-        carries the reservation of the order at hand, so the total moves by its change.
-        """
-        if not events:
-            return
-        stream_id = inventory_stream(caller.tenant_id, sku)
-        await self.store.append(
-            conn,
-            stream_id=stream_id,
-            stream_type="inventory",
-            tenant_id=caller.tenant_id,
-            events=_new_events(events),
-            expected_version=state.version,
-            correlation_id=caller.correlation_id,
-            causation_id=caller.causation_id,
-            traceparent=caller.traceparent,
-            # Stock streams are how orders reserves units, not part of the event contract:
-            # they stay in this service's event store and never reach Kafka (ADR 0001).
-            publish=False,
-        )
-        after = state
-        for event in events:
-            after = inv.evolve(after, event)
-        values = {
-            "available": after.available,
-            "reserved": reserved + after.reserved - state.reserved,
-            "version": after.version,
-            "updated_at": self.clock(),
-        }
-        if new:
-            await conn.execute(
-                insert(t.inventory).values(
-                    tenant_id=caller.tenant_id, sku=sku, stream_id=stream_id, **values
-                )
-            )
-        else:
-            await conn.execute(
-                update(t.inventory)
-                .where(t.inventory.c.tenant_id == caller.tenant_id, t.inventory.c.sku == sku)
-                .values(**values)
-            )
-        await self._project_reservations(conn, caller.tenant_id, sku, state, after)
-
-    async def _project_reservations(
-        self, conn: AsyncConnection, tenant_id: str, sku: str, before: inv.Stock, after: inv.Stock
-    ) -> None:
-        for order_id, quantity in after.reservations.items():
-            if order_id not in before.reservations:
-                await conn.execute(
-                    insert(t.reservations).values(
-                        tenant_id=tenant_id, sku=sku, order_id=order_id, quantity=quantity
-                    )
-                )
-        for order_id in before.reservations.keys() - after.reservations.keys():
-            await conn.execute(
-                t.reservations.delete().where(
-                    t.reservations.c.tenant_id == tenant_id,
-                    t.reservations.c.sku == sku,
-                    t.reservations.c.order_id == order_id,
-                )
-            )
 
     async def _stock_view(self, conn: AsyncConnection, tenant_id: str, sku: str) -> StockView:
         row = (

@@ -26,19 +26,21 @@ class OrderView(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any) -> OrderView:
+        """From a SQLAlchemy row or an asyncpg record of the ``orders`` table."""
+        m = getattr(row, "_mapping", row)
         return cls(
-            id=row.order_id,
-            status=row.status,
-            version=row.version,
-            customer=row.customer,
-            items=row.items,
-            currency=row.currency,
-            total_cents=row.total_cents,
-            shipping_address=row.shipping_address,
-            payment_method=row.payment_method,
-            expires_at=row.expires_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            id=m["order_id"],
+            status=m["status"],
+            version=m["version"],
+            customer=m["customer"],
+            items=m["items"],
+            currency=m["currency"],
+            total_cents=m["total_cents"],
+            shipping_address=m["shipping_address"],
+            payment_method=m["payment_method"],
+            expires_at=m["expires_at"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
         )
 
 

@@ -10,8 +10,9 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from waybill.common.db import driver
 
 
 async def record(conn: AsyncConnection, inbox: Table, group: str, event_id: UUID) -> bool:
@@ -23,16 +24,16 @@ async def record_many(
     conn: AsyncConnection, inbox: Table, group: str, event_ids: Iterable[UUID]
 ) -> set[UUID]:
     """Record a batch in one statement; returns the ids seen for the first time."""
-    rows = [{"consumer_group": group, "event_id": event_id} for event_id in event_ids]
-    if not rows:
+    ids = list(event_ids)
+    if not ids:
         return set()
     # DO NOTHING (unlike DO UPDATE) tolerates the same key twice in one statement, so a batch
-    # that holds one event twice still records it once.
+    # that holds one event twice still records it once. One statement text for every batch
+    # size (an array parameter), on the driver: this runs for every consumed batch.
     statement = (
-        insert(inbox)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[inbox.c.consumer_group, inbox.c.event_id])
-        .returning(inbox.c.event_id)
+        f'INSERT INTO "{inbox.name}" (consumer_group, event_id)'
+        " SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT (consumer_group, event_id) DO NOTHING RETURNING event_id"
     )
-    result = await conn.execute(statement)
-    return set(result.scalars())
+    rows = await (await driver(conn)).fetch(statement, group, ids)
+    return {row["event_id"] for row in rows}
