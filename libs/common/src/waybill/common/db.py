@@ -55,9 +55,10 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
         # A SQLAlchemy release without the hook: fail loudly rather than run outside the
         # transaction (tests/integration would catch it on upgrade).
         raise RuntimeError("SQLAlchemy's asyncpg adapter no longer exposes _start_transaction")
-    if conn.in_transaction() and adapter._transaction is None:
+    if conn.in_transaction() and getattr(adapter, "_transaction", None) is None:
         await start()
-    return raw.driver_connection  # type: ignore[no-any-return]
+    connection: asyncpg.Connection = raw.driver_connection
+    return connection
 
 
 def migrate(sync_or_async_dsn: str, script_location: str | Path) -> None:

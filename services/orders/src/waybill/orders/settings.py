@@ -10,4 +10,7 @@ class OrdersSettings(WaybillSettings):
     orders_port: int = ports.ORDERS
     orders_reservation_ttl_s: float = 15 * 60
     orders_expiry_interval_s: float = 5.0
-    orders_db_pool_size: int = 10
+    # Connections kept open. Beyond it the pool opens as many again, but closes each on
+    # return when the pool is full: under load that churn meant a new PostgreSQL connection
+    # (and fresh statement preparation) per request, a third of POST /orders' CPU (profiled).
+    orders_db_pool_size: int = 20

@@ -29,7 +29,7 @@ class SandboxSettings(WaybillSettings):
     sandbox_webhook_duplicate_rate: float = Rate
     # Beyond the contract: operational details with defaults that match it.
     sandbox_database: str = "waybill_sandbox"  # tests point each sandbox at a fresh database
-    sandbox_db_pool_size: int = 10
+    sandbox_db_pool_size: int = 20  # see orders_db_pool_size
     sandbox_hang_s: float = 60.0  # how long a "timeout" fault holds the answer back
     sandbox_webhook_timeout_s: float = 5.0
     sandbox_webhook_retry_base_s: float = 1.0
