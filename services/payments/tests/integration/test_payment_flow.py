@@ -117,3 +117,22 @@ async def test_orders_placed_together_are_each_charged_exactly_once(shop: Shop):
 
     ledgers = await asyncio.gather(*(shop.ledger(o["id"]) for o in orders))
     assert [len(ledger["charges"]) for ledger in ledgers] == [1] * 10
+
+
+async def test_an_order_cancelled_as_soon_as_placed_is_charged_once_and_refunded_once(
+    shop: Shop,
+):
+    # The cancel lands before, during or after the charge (often in the same consumer batch as
+    # order.placed, so the charger charges with the state it was handed, order still open):
+    # whichever, the outcome is recorded against the order as it is by then.
+    await shop.faults(latency_ms=400)
+    order = await shop.place("pm_card_ok")
+    cancelled = await shop.tenant.service.post(f"/orders/{order['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+
+    refunded = await shop.settled(order["id"], "refunded")
+    assert refunded["order_closed"] is True
+    assert refunded["refunded_cents"] == refunded["amount_cents"]
+    ledger = await shop.ledger(order["id"])
+    assert len(ledger["charges"]) == 1
+    assert [r["amount"] for r in ledger["refunds"]] == [refunded["amount_cents"]]

@@ -4,6 +4,7 @@ wired once."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -55,6 +56,9 @@ def payment_registry() -> EventRegistry:
 def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
     settings = settings or PaymentsSettings()
     configure_logging(SERVICE, settings)
+    # httpx logs every provider call at INFO: a second line per charge beside the audit line
+    # (payment_event_recorded), and its CPU, under load. Failures are logged by the gateway.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     database = service_database(SERVICE)
     engine = create_engine(
         settings.database_dsn(database), pool_size=settings.payments_db_pool_size

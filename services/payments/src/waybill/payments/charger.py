@@ -2,10 +2,22 @@
 
 Payment ids arrive on an in-process queue right after the transaction that made them need the
 provider has committed (low latency); a pool of worker tasks takes them one at a time:
-load -> ask the provider -> record the outcome (load -> decide -> append). A payment that
-cannot reach the provider (retries exhausted, breaker open) is *postponed*: it stays pending
-with ``next_attempt_at`` pushed out, and the sweep queues it again when that time comes. The
-sweep also recovers payments whose claim lapsed because the process that held it died.
+load -> ask the provider -> record the outcome (lock -> load -> decide -> append). A new
+payment arrives with what its creating transaction already knew (``Claimed``), so the first
+load is skipped; the sweep's and the other callers' ids are loaded. A payment that cannot
+reach the provider (retries exhausted, breaker open) is *postponed*: it stays pending with
+``next_attempt_at`` pushed out, and the sweep queues it again when that time comes. The sweep
+also recovers payments whose claim lapsed because the process that held it died.
+
+What the charger loads only says *which* provider call to make (the amount, currency and
+method never change after creation); whether and how the answer changes the payment is decided
+again under the row lock when it is recorded. So news that lands between the load and the
+record -- the order cancelled, a webhook -- is never lost: a capture recorded on a closed order
+leaves a refund due, and the charger goes on to it. When the record leaves no provider work, its
+transaction has already cleared ``next_attempt_at``, so the payment is done with no reload and
+no release. News that makes provider work due *after* that commit (the order cancelled once
+captured) claims the payment afresh and queues it; should that arrive while this worker still
+holds the id (the queue takes an id once at a time), the sweep takes it when the claim lapses.
 
 Whatever happens twice -- a sweep on two replicas, a charge after a crash, a redelivered
 event -- reaches the provider with the same Idempotency-Key (the payment id), so it charges once.
@@ -27,7 +39,7 @@ from waybill.payments.gateway import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from waybill.payments.handlers import Caller, Claimed, PaymentHandlers
+from waybill.payments.handlers import Caller, Claimed, PaymentHandlers, Recorded
 from waybill.payments.intents import command_for
 
 log = structlog.get_logger(__name__)
@@ -46,16 +58,17 @@ class Charger:
         self.gateway = gateway
         self.concurrency = concurrency
         self.sweep_interval_s = sweep_interval_s
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, Claimed | None]] = asyncio.Queue()
         self._queued: set[str] = set()  # queued or being worked on: never twice at once
         self._tasks: list[asyncio.Task[None]] = []
 
-    def submit(self, payment_id: str) -> None:
-        """Queue ``payment_id`` (its claim is ours). Call only after the claim committed."""
+    def submit(self, payment_id: str, claimed: Claimed | None = None) -> None:
+        """Queue ``payment_id`` (its claim is ours). Call only after the claim committed;
+        ``claimed``: the payment as that transaction left it (else it is loaded)."""
         if payment_id in self._queued:
             return
         self._queued.add(payment_id)
-        self._queue.put_nowait(payment_id)
+        self._queue.put_nowait((payment_id, claimed))
 
     def start(self) -> None:
         self._tasks = [
@@ -83,30 +96,32 @@ class Charger:
             log.info("payments_sweep_claimed", count=len(claimed))
         return len(claimed)
 
-    async def advance(self, payment_id: str) -> None:
+    async def advance(self, payment_id: str, claimed: Claimed | None = None) -> None:
         """Do the provider work the payment needs now, until none is left or it must wait."""
-        while True:
+        if claimed is None:
             claimed = await self.handlers.load_claimed(payment_id)
-            if claimed is None:
-                return
+        while claimed is not None:
             step = p.next_step(claimed.state)
             if step is None:
                 await self.handlers.release(payment_id, claimed.state.version)
                 return
-            progressed = await (
+            recorded = await (
                 self._charge(claimed) if step is p.NextStep.charge else self._refund(claimed)
             )
-            if not progressed:
-                return
+            if recorded is None or not recorded.events:
+                return  # must wait, or someone else recorded the news (and owns what follows)
+            if p.next_step(recorded.after) is None:
+                return  # that transaction cleared next_attempt_at: nothing to release
+            claimed = await self.handlers.load_claimed(payment_id)  # e.g. a refund became due
 
     # --- internals ------------------------------------------------------------------------
 
     async def _work(self) -> None:
         while True:
-            payment_id = await self._queue.get()
+            payment_id, claimed = await self._queue.get()
             try:
                 with structlog.contextvars.bound_contextvars(payment_id=payment_id):
-                    await self.advance(payment_id)
+                    await self.advance(payment_id, claimed)
             except (OperationalError, DBAPIError, OSError) as exc:
                 # The claim stays: the sweep tries again once it lapses.
                 log.warning("payment_advance_failed", payment_id=payment_id, error=str(exc))
@@ -124,8 +139,8 @@ class Charger:
                 log.warning("payments_sweep_failed", error=str(exc))
             await asyncio.sleep(self.sweep_interval_s)
 
-    async def _charge(self, claimed: Claimed) -> bool:
-        """Charge once; True when an outcome was recorded (work may continue)."""
+    async def _charge(self, claimed: Claimed) -> Recorded | None:
+        """Charge once; what was recorded, None when the payment must wait."""
         state = claimed.state
         try:
             intent = await self.gateway.create_intent(
@@ -145,20 +160,20 @@ class Charger:
             if exc.is_configuration:
                 log.error("payment_charge_misconfigured", status=exc.status, code=exc.code)
                 await self._postpone(claimed, None)
-                return False
+                return None
             command = p.Fail(code=exc.code, reason=exc.message)
         except ProviderUnavailable as exc:
             await self._postpone(claimed, exc.retry_after_s, reason=exc.reason)
-            return False
+            return None
         else:
             command = command_for(intent)
         if command is None:
-            return False
-        recorded = await self.handlers.record(self._caller(claimed), state.payment_id, command)
-        return bool(recorded.events)
+            return None
+        return await self.handlers.record(self._caller(claimed), state.payment_id, command)
 
-    async def _refund(self, claimed: Claimed) -> bool:
-        """Refund what is left of a closed order's payment; True when recorded."""
+    async def _refund(self, claimed: Claimed) -> Recorded | None:
+        """Refund what is left of a closed order's payment; what was recorded, None when the
+        payment must wait (or an operator must step in)."""
         state = claimed.state
         assert state.provider_payment_id is not None  # captured payments have one
         try:
@@ -169,15 +184,14 @@ class Charger:
             )
         except ProviderUnavailable as exc:
             await self._postpone(claimed, exc.retry_after_s, reason=exc.reason)
-            return False
+            return None
         except ProviderRejected as exc:
             # E.g. refunded outside Waybill: nothing we can settle automatically.
             log.error("payment_auto_refund_rejected", code=exc.code, message=exc.message)
             await self.handlers.release(state.payment_id, state.version)
-            return False
+            return None
         command = p.Refund(refund_id=refund.id, amount_cents=refund.amount, reason="order_closed")
-        recorded = await self.handlers.record(self._caller(claimed), state.payment_id, command)
-        return bool(recorded.events)
+        return await self.handlers.record(self._caller(claimed), state.payment_id, command)
 
     async def _postpone(
         self, claimed: Claimed, retry_after_s: float | None, *, reason: str = "misconfigured"

@@ -6,12 +6,16 @@ that transaction commits. ``AfterCommitEngine`` is how we learn that it did: the
 runtime opens its transactions with ``engine.begin()``, and ours runs the callbacks a handler
 staged (``after_commit``) once the commit returned -- never after a rollback, so a batch that
 is rolled back and re-applied record by record queues each payment once it really exists.
+A payment opened here is queued with the state that transaction gave it (``Claimed``), so the
+charger need not read it back.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Protocol
 
 import structlog
 from pydantic import BaseModel
@@ -21,7 +25,7 @@ from waybill.common.consumer.processor import Handler
 from waybill.common.contracts.orders import OrderCancelled, OrderExpired, OrderPlaced
 from waybill.common.envelope import EventEnvelope
 from waybill.common.registry import EventRegistry
-from waybill.payments.handlers import Caller, PaymentHandlers
+from waybill.payments.handlers import Caller, Claimed, PaymentHandlers
 
 log = structlog.get_logger(__name__)
 GROUP = "payments"
@@ -60,8 +64,15 @@ class AfterCommitEngine(AsyncEngine):
             callback()
 
 
-def order_event_handler(handlers: PaymentHandlers, submit: Callable[[str], None]) -> Handler:
-    """The consumer handler: ``submit(payment_id)`` queues provider work after the commit."""
+class Submit(Protocol):
+    """Queue provider work for a payment (``Charger.submit``)."""
+
+    def __call__(self, payment_id: str, claimed: Claimed | None = None, /) -> None: ...
+
+
+def order_event_handler(handlers: PaymentHandlers, submit: Submit) -> Handler:
+    """The consumer handler: ``submit(payment_id[, claimed])`` queues provider work after the
+    commit."""
 
     async def handle(conn: AsyncConnection, envelope: EventEnvelope, event: BaseModel) -> None:
         caller = Caller(
@@ -70,16 +81,14 @@ def order_event_handler(handlers: PaymentHandlers, submit: Callable[[str], None]
             causation_id=str(envelope.id),
             traceparent=envelope.traceparent,
         )
-        payment_id: str | None = None
         if isinstance(event, OrderPlaced):
-            payment_id = await handlers.open_payment(conn, caller, event)
+            opened = await handlers.open_payment(conn, caller, event)
+            if opened is not None:
+                after_commit(conn, partial(submit, opened.state.payment_id, opened))
         elif isinstance(event, OrderCancelled | OrderExpired):
             reason = "cancelled" if isinstance(event, OrderCancelled) else "expired"
             recorded = await handlers.close_order(conn, caller, event.order_id, reason)
             if recorded is not None and recorded.newly_needs_provider:
-                payment_id = recorded.after.payment_id
-        if payment_id is not None:
-            queued = payment_id
-            after_commit(conn, lambda: submit(queued))
+                after_commit(conn, partial(submit, recorded.after.payment_id))
 
     return handle

@@ -4,6 +4,10 @@ Writers of one payment are serialised by locking its ``payments`` row (``FOR UPD
 loading the stream, so the charger, a webhook and the sync job settling the same payment queue
 up instead of failing on a version conflict; ``retry_on_conflict`` stays as the safety net.
 No provider call ever happens inside these transactions (see ``charger``).
+
+The per-order path (opening a payment, recording an outcome) runs plain driver statements (the
+SQL constants below, see ``waybill.common.db.driver``): SQLAlchemy's per-statement CPU is about
+as large as the driver's. Reads for the API, the sweep and other cold paths stay SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import OrderPlaced
 from waybill.common.contracts.payments import PaymentEvent
-from waybill.common.eventstore import EventStore, NewEvent, retry_on_conflict
+from waybill.common.db import driver
+from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, retry_on_conflict
 from waybill.common.keyset import Position, newest_first_page
 from waybill.common.registry import EventRegistry
 from waybill.payments import projections as t
@@ -30,6 +34,34 @@ from waybill.payments.views import PaymentView
 
 log = structlog.get_logger(__name__)
 STREAM_TYPE = "payment"
+
+# Opens the order's payment row, claimed (next_attempt_at) by this process for the charge. It
+# is also the existence check: no row back means the payment exists (order.placed redelivered
+# or replayed); a concurrent copy waits for the first transaction and then gets no row.
+INSERT_PAYMENT = """
+INSERT INTO payments (id, tenant_id, order_id, status, amount_cents, currency, payment_method,
+                      provider, refunded_cents, order_closed, next_attempt_at, attempts, version,
+                      created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, false, $9, 0, $10, $11, $11)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+# Serialises the writers of one payment (held until commit); no row: not this tenant's payment.
+# Not folded into the stream read: only a statement started after the lock was granted sees the
+# events the writer we waited for appended (one statement reads one snapshot).
+LOCK_PAYMENT = "SELECT id FROM payments WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
+
+# The projection after new events. $9 says whether next_attempt_at changes (to $10: NULL when
+# no provider work is left, a fresh claim when some just appeared); $11 resets attempts.
+UPDATE_PAYMENT = """
+UPDATE payments
+SET status = $2, provider_payment_id = $3, failure_code = $4, failure_reason = $5,
+    refunded_cents = $6, order_closed = $7, version = $8, updated_at = $12,
+    next_attempt_at = CASE WHEN $9::boolean THEN $10::timestamptz ELSE next_attempt_at END,
+    attempts = CASE WHEN $11::boolean THEN 0 ELSE attempts END
+WHERE id = $1
+"""
 
 
 @dataclass(frozen=True)
@@ -87,15 +119,14 @@ class PaymentHandlers:
 
     async def open_payment(
         self, conn: AsyncConnection, caller: Caller, order: OrderPlaced
-    ) -> str | None:
-        """Create the order's one payment; its id if created now (to be charged), else None.
+    ) -> Claimed | None:
+        """Create the order's one payment; if created now, what the charger needs to charge
+        it (what ``load_claimed`` would read back after the commit), else None.
 
         The payment is claimed for ``claim_lease`` by this process: it charges it right after
         the commit; should it die first, the sweep picks the payment up once the claim lapses.
         """
         payment_id = p.payment_id_for(caller.tenant_id, order.order_id)
-        if await self.store.stream_version(conn, payment_id) > 0:
-            return None  # order.placed again (redelivery, replay): the payment exists
         state = p.Payment(payment_id=payment_id)
         events = p.decide(
             state,
@@ -108,30 +139,34 @@ class PaymentHandlers:
                 provider=self.provider,
             ),
         )
-        await self._append(conn, caller, payment_id, 0, events)
         after = _fold(state, events)
         now = self.clock()
-        await conn.execute(
-            pg_insert(t.payments).values(
-                id=payment_id,
-                tenant_id=caller.tenant_id,
-                order_id=order.order_id,
-                status=after.status.value,
-                amount_cents=after.amount_cents,
-                currency=after.currency,
-                payment_method=after.payment_method,
-                provider=after.provider,
-                refunded_cents=0,
-                order_closed=False,
-                next_attempt_at=now + self.claim_lease,
-                attempts=0,
-                version=after.version,
-                created_at=now,
-                updated_at=now,
-            )
+        opened = await (await driver(conn)).fetchval(
+            INSERT_PAYMENT,
+            payment_id,
+            caller.tenant_id,
+            order.order_id,
+            after.status.value,
+            after.amount_cents,
+            after.currency,
+            after.payment_method,
+            after.provider,
+            now + self.claim_lease,
+            after.version,
+            now,
         )
+        if opened is None:
+            return None  # order.placed again (redelivery, replay): the payment exists
+        recorded = await self._append(conn, caller, payment_id, 0, events)
         log.info("payment_create_succeeded", payment_id=payment_id, order_id=order.order_id)
-        return payment_id
+        return Claimed(
+            tenant_id=caller.tenant_id,
+            state=after,
+            attempts=0,
+            correlation_id=caller.correlation_id,
+            causation_id=str(recorded[0].event_id),
+            traceparent=caller.traceparent,
+        )
 
     async def close_order(
         self, conn: AsyncConnection, caller: Caller, order_id: str, reason: str
@@ -176,23 +211,28 @@ class PaymentHandlers:
                 )
             return Recorded(caller.tenant_id, before, after, [])
         await self._append(conn, caller, payment_id, before.version, events)
-        values: dict[str, Any] = {
-            "status": after.status.value,
-            "provider_payment_id": after.provider_payment_id,
-            "failure_code": after.failure_code,
-            "failure_reason": after.failure_reason,
-            "refunded_cents": after.refunded_cents,
-            "order_closed": after.order_closed,
-            "version": after.version,
-            "updated_at": self.clock(),
-        }
         recorded = Recorded(caller.tenant_id, before, after, events)
-        if p.next_step(after) is None:
-            values["next_attempt_at"] = None
-        elif recorded.newly_needs_provider:
-            values["next_attempt_at"] = self.clock() + self.claim_lease  # ours: we queue it
-            values["attempts"] = 0
-        await conn.execute(update(t.payments).where(t.payments.c.id == payment_id).values(values))
+        now = self.clock()
+        # next_attempt_at: cleared when no provider work is left (the charger relies on it: it
+        # does not release a payment this transaction settled); a fresh claim of ours when
+        # some just appeared (the caller queues it); else whoever holds the claim keeps it.
+        no_work_left = p.next_step(after) is None
+        claim = recorded.newly_needs_provider
+        await (await driver(conn)).execute(
+            UPDATE_PAYMENT,
+            payment_id,
+            after.status.value,
+            after.provider_payment_id,
+            after.failure_code,
+            after.failure_reason,
+            after.refunded_cents,
+            after.order_closed,
+            after.version,
+            no_work_left or claim,
+            None if no_work_left else now + self.claim_lease,
+            claim,
+            now,
+        )
         for event in events:
             log.info(
                 "payment_event_recorded",
@@ -335,13 +375,7 @@ class PaymentHandlers:
     # --- internals ------------------------------------------------------------------------
 
     async def _lock_row(self, conn: AsyncConnection, tenant_id: str, payment_id: str) -> Any:
-        return (
-            await conn.execute(
-                select(t.payments.c.id)
-                .where(t.payments.c.id == payment_id, t.payments.c.tenant_id == tenant_id)
-                .with_for_update()
-            )
-        ).one_or_none()
+        return await (await driver(conn)).fetchval(LOCK_PAYMENT, payment_id, tenant_id)
 
     async def _append(
         self,
@@ -350,8 +384,8 @@ class PaymentHandlers:
         payment_id: str,
         expected_version: int,
         events: list[PaymentEvent],
-    ) -> None:
-        await self.store.append(
+    ) -> list[RecordedEvent]:
+        return await self.store.append(
             conn,
             stream_id=payment_id,
             stream_type=STREAM_TYPE,

@@ -5,6 +5,11 @@ same key blocks on the primary key until the first transaction ends: if it commi
 loser finds the stored answer and replays it; if it rolled back (an error answer is not an
 effect), the loser's insert goes through and it does the work itself. So one key charges at
 most once, however many requests race.
+
+The statements run on the driver (``waybill.common.db.driver``): creating an intent is on the
+path of every order. A request whose answer is known up front may fold the claim into its
+effect's statement (``payment_intents`` does, see ``provider.CREATE_INTENT``) and call
+:func:`replay` when it got no row back.
 """
 
 from __future__ import annotations
@@ -14,14 +19,29 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from waybill.common.db import driver
 from waybill.sandbox.errors import ProviderError
-from waybill.sandbox.tables import idempotency_keys
 
 MAX_KEY_LENGTH = 255
+
+# The claim: a row back means this request owns the key; none, that an earlier one (committed,
+# or waited for until it committed) does.
+CLAIM_KEY = """
+INSERT INTO idempotency_keys (key, request_hash, status_code, response_body)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING key
+"""
+
+# The earlier request's answer. A statement of its own: only a new statement's snapshot sees the
+# transaction the claim waited for.
+EARLIER_ANSWER = (
+    "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE key = $1"
+)
+
+RECORD_ANSWER = "UPDATE idempotency_keys SET status_code = $2, response_body = $3 WHERE key = $1"
 
 
 @dataclass(frozen=True)
@@ -61,23 +81,25 @@ async def claim(
     ``response`` may be given up front when the answer is known before the effect (saves a
     round trip); otherwise call :func:`record` before the transaction commits.
     """
-    claimed = await conn.execute(
-        pg_insert(idempotency_keys)
-        .values(
-            key=key,
-            request_hash=fingerprint,
-            status_code=response.status_code if response else 0,
-            response_body=response.body if response else "",
-        )
-        .on_conflict_do_nothing()
-        .returning(idempotency_keys.c.key)
+    claimed = await (await driver(conn)).fetchval(
+        CLAIM_KEY,
+        key,
+        fingerprint,
+        response.status_code if response else 0,
+        response.body if response else "",
     )
-    if claimed.first() is not None:
+    if claimed is not None:
         return None
-    earlier = (
-        await conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key))
-    ).one()
-    if earlier.request_hash != fingerprint:
+    return await replay(conn, key, fingerprint)
+
+
+async def replay(conn: AsyncConnection, key: str, fingerprint: str) -> StoredResponse:
+    """The answer stored under ``key`` (claimed by an earlier request), if this request is the
+    same; ``idempotency_key_reused`` otherwise."""
+    earlier = await (await driver(conn)).fetchrow(EARLIER_ANSWER, key)
+    if earlier is None:  # keys are never deleted: a claim that found one finds it here
+        raise AssertionError(f"idempotency key {key!r} neither claimed nor found")
+    if earlier["request_hash"] != fingerprint:
         raise ProviderError(
             400,
             "idempotency_error",
@@ -85,12 +107,8 @@ async def claim(
             "Keys for idempotent requests can only be used with the same parameters they were"
             " first used with.",
         )
-    return StoredResponse(earlier.status_code, earlier.response_body)
+    return StoredResponse(earlier["status_code"], earlier["response_body"])
 
 
 async def record(conn: AsyncConnection, key: str, response: StoredResponse) -> None:
-    await conn.execute(
-        update(idempotency_keys)
-        .where(idempotency_keys.c.key == key)
-        .values(status_code=response.status_code, response_body=response.body)
-    )
+    await (await driver(conn)).execute(RECORD_ANSWER, key, response.status_code, response.body)

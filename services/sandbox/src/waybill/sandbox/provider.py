@@ -2,7 +2,9 @@
 
 Each write is one transaction: claim the Idempotency-Key, apply the effect, store the answer
 (and, for a refund, write its webhook event). What a payment-method token does is the table
-:data:`TOKENS`.
+:data:`TOKENS`. Creating an intent is on the path of every order: its answer is known before
+the effect, so the claim, the answer and the intent are one driver statement
+(:data:`CREATE_INTENT`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from waybill.common.db import driver
 from waybill.sandbox import idempotency
 from waybill.sandbox.errors import ProviderError, invalid_request
 from waybill.sandbox.idempotency import StoredResponse
@@ -30,6 +33,24 @@ M = TypeVar("M", bound=BaseModel)
 
 INTENTS_PATH = "/v1/payment_intents"
 REFUNDS_PATH = "/v1/refunds"
+
+# Claims the Idempotency-Key with the answer stored up front (as idempotency.CLAIM_KEY) and
+# creates the intent only if the claim got the key: no row back means an earlier request has
+# it (idempotency.replay). jsonb parameters are JSON text.
+CREATE_INTENT = """
+WITH claimed AS (
+    INSERT INTO idempotency_keys (key, request_hash, status_code, response_body)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT DO NOTHING
+    RETURNING key
+)
+INSERT INTO payment_intents (id, amount, currency, payment_method, status, metadata, created,
+                             amount_refunded, last_payment_error, charged, idempotency_key,
+                             settle_at, notify)
+SELECT $5, $6, $7, $8, $9, $10::jsonb, $11, 0, $12::jsonb, $13, claimed.key, $14, $15
+FROM claimed
+RETURNING id
+"""
 
 
 class CreateIntent(BaseModel):
@@ -144,10 +165,27 @@ class PaymentProvider:
             )
             response = StoredResponse(402, error.body())
         async with self.engine.begin() as conn:
-            earlier = await idempotency.claim(conn, key, fingerprint, response)
-            if earlier is not None:
-                return earlier
-            await conn.execute(insert(intents).values(row))
+            created = await (await driver(conn)).fetchval(
+                CREATE_INTENT,
+                key,
+                fingerprint,
+                response.status_code,
+                response.body,
+                row["id"],
+                row["amount"],
+                row["currency"],
+                row["payment_method"],
+                row["status"],
+                _dumps(row["metadata"]),
+                row["created"],
+                # As the table's JSON type stored it: JSON null, not SQL NULL, when no error.
+                _dumps(row["last_payment_error"]),
+                row["charged"],
+                row["settle_at"],
+                row["notify"],
+            )
+            if created is None:
+                return await idempotency.replay(conn, key, fingerprint)
         return response
 
     async def get_intent(self, intent_id: str) -> dict[str, Any]:
