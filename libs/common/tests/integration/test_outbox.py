@@ -72,6 +72,8 @@ class Outbox:
                 str(batch_size),
                 "--poll-interval",
                 "0.5",
+                "--log-level",
+                "DEBUG",  # published_batches() reads the per-batch lines
             ],
             stdout=subprocess.DEVNULL,
             stderr=log_path.open("wb"),

@@ -19,7 +19,7 @@ import structlog
 from waybill.common.outbox.relay import OutboxRelay
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str) -> None:
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -27,7 +27,9 @@ def _configure_logging() -> None:
             structlog.processors.JSONRenderer(),
         ],
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
     )
 
 
@@ -52,8 +54,9 @@ def main() -> None:
     parser.add_argument("--service", required=True)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG shows each published batch")
     args = parser.parse_args()
-    _configure_logging()
+    _configure_logging(args.log_level)
     asyncio.run(_main(args))
 
 

@@ -207,7 +207,8 @@ class OutboxRelay:
             await conn.execute(self._delete, [row["id"] for row in rows])
             self.published_total += len(rows)
             OUTBOX_PUBLISHED.labels(service=self.service).inc(len(rows))
-            self._log.info(
+            # Per batch, i.e. up to once per event at low rates: DEBUG, the metric counts them.
+            self._log.debug(
                 "outbox_batch_published",
                 count=len(rows),
                 first_id=rows[0]["id"],
