@@ -19,7 +19,9 @@ async def test_an_unpaid_order_expires_and_its_stock_is_released(tenant: Tenant,
         "waybill.orders",
         "WAYBILL_ORDERS_PORT",
         extra_env={
-            "WAYBILL_ORDERS_RESERVATION_TTL_S": "1",
+            # Long enough that the reservation is still there when we look at the stock below,
+            # even on a loaded machine (1 s was not, under a parallel CI run).
+            "WAYBILL_ORDERS_RESERVATION_TTL_S": "3",
             "WAYBILL_ORDERS_EXPIRY_INTERVAL_S": "0.3",
         },
     )

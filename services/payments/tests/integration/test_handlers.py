@@ -16,12 +16,12 @@ from sqlalchemy import select
 from waybill.common import topics
 from waybill.common.contracts.orders import Address, Customer, LineItem, OrderPlaced
 from waybill.common.db import create_engine, migrate
-from waybill.common.eventstore import EventStore
+from waybill.common.eventstore import Caller, EventStore
 from waybill.payments import projections as t
 from waybill.payments.app import MIGRATIONS, payment_registry
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import PaymentNotFound
-from waybill.payments.handlers import Caller, Claimed, PaymentHandlers
+from waybill.payments.handlers import Claimed, PaymentHandlers
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import ValidationError
 
 from waybill.common.auth import Principal, require_role
+from waybill.common.eventstore import Caller
 from waybill.common.http.pagination import (
     Page,
     PageParams,
@@ -22,7 +23,7 @@ from waybill.common.observability.tracing import current_traceparent
 from waybill.payments import signature
 from waybill.payments.charger import Charger
 from waybill.payments.gateway import ProviderGateway
-from waybill.payments.handlers import Caller, PaymentHandlers
+from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.refunds import refund_payment
 from waybill.payments.schemas import RefundIn
 from waybill.payments.sync import PaymentSync

@@ -32,6 +32,7 @@ import uuid
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from waybill.common.eventstore import Caller
 from waybill.payments.domain import payment as p
 from waybill.payments.gateway import (
     CardDeclined,
@@ -39,7 +40,7 @@ from waybill.payments.gateway import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from waybill.payments.handlers import Caller, Claimed, PaymentHandlers, Recorded
+from waybill.payments.handlers import Claimed, PaymentHandlers, Recorded
 from waybill.payments.intents import command_for
 
 log = structlog.get_logger(__name__)

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from waybill.common.consumer.processor import Handler
 from waybill.common.contracts.orders import OrderCancelled, OrderExpired, OrderPlaced
 from waybill.common.envelope import EventEnvelope
+from waybill.common.eventstore import Caller
 from waybill.common.registry import EventRegistry
-from waybill.payments.handlers import Caller, Claimed, PaymentHandlers
+from waybill.payments.handlers import Claimed, PaymentHandlers
 
 log = structlog.get_logger(__name__)
 GROUP = "payments"

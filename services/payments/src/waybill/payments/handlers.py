@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from waybill.common.contracts.orders import OrderPlaced
 from waybill.common.contracts.payments import PaymentEvent
 from waybill.common.db import driver
-from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, retry_on_conflict
+from waybill.common.eventstore import (
+    Caller,
+    EventStore,
+    RecordedEvent,
+    new_events,
+    retry_on_conflict,
+)
 from waybill.common.keyset import Position, newest_first_page
 from waybill.common.registry import EventRegistry
 from waybill.payments import projections as t
@@ -65,16 +71,6 @@ WHERE id = $1
 
 
 @dataclass(frozen=True)
-class Caller:
-    """Who asks, and the ids that follow the request into the events it causes."""
-
-    tenant_id: str
-    correlation_id: str
-    causation_id: str | None = None
-    traceparent: str | None = None
-
-
-@dataclass(frozen=True)
 class Recorded:
     """A command's effect on one payment."""
 
@@ -97,13 +93,6 @@ class Claimed:
     correlation_id: str | None = None
     causation_id: str | None = None
     traceparent: str | None = None
-
-
-def new_events(events: list[PaymentEvent]) -> list[NewEvent]:
-    return [
-        NewEvent(type=e.event_type, data=e.model_dump(mode="json"), schema_version=e.schema_version)
-        for e in events
-    ]
 
 
 @dataclass

@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 import structlog
 
+from waybill.common.eventstore import Caller
 from waybill.common.http.problems import ProblemError
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import PaymentNotFound
 from waybill.payments.gateway import ProviderGateway, ProviderRejected, ProviderUnavailable
-from waybill.payments.handlers import Caller, PaymentHandlers
+from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.views import PaymentView
 
 log = structlog.get_logger(__name__)

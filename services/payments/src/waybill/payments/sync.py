@@ -19,9 +19,10 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from waybill.common.eventstore import Caller
 from waybill.payments.domain import payment as p
 from waybill.payments.gateway import ProviderError, ProviderGateway
-from waybill.payments.handlers import Caller, PaymentHandlers
+from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.intents import command_for
 from waybill.payments.views import SyncResult
 

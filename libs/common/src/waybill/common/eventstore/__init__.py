@@ -1,5 +1,6 @@
 """The event store: streams of events on PostgreSQL, appended with their outbox rows."""
 
+from waybill.common.eventstore.cause import Caller, new_events
 from waybill.common.eventstore.errors import ConcurrencyError
 from waybill.common.eventstore.retry import retry_on_conflict
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, define_common_tables
@@ -7,10 +8,12 @@ from waybill.common.eventstore.store import EventStore, NewEvent, RecordedEvent
 
 __all__ = [
     "OUTBOX_CHANNEL",
+    "Caller",
     "ConcurrencyError",
     "EventStore",
     "NewEvent",
     "RecordedEvent",
     "define_common_tables",
+    "new_events",
     "retry_on_conflict",
 ]
