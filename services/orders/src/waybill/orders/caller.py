@@ -1,5 +1,5 @@
-"""Who asks for an orders command (the shared ``Caller``), and its events as appended."""
+"""Who asks for an orders command: the shared ``Caller``."""
 
-from waybill.common.eventstore import Caller, new_events
+from waybill.common.eventstore import Caller
 
-__all__ = ["Caller", "new_events"]
+__all__ = ["Caller"]

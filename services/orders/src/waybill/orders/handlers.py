@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import LineItem, OrderEvent
 from waybill.common.db import driver
-from waybill.common.eventstore import EventStore, RecordedEvent, retry_on_conflict
+from waybill.common.eventstore import EventStore, RecordedEvent, append_decided, retry_on_conflict
 from waybill.common.keyset import Position, newest_first_page
 from waybill.orders import projections as t
-from waybill.orders.caller import Caller, new_events
+from waybill.orders.caller import Caller
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
 from waybill.orders.domain.errors import OrderNotFound, OrdersError
@@ -230,16 +230,14 @@ class OrderHandlers:
         expected_version: int,
         events: Sequence[OrderEvent],
     ) -> None:
-        await self.store.append(
+        await append_decided(
+            self.store,
             conn,
+            caller,
             stream_id=order_id,
             stream_type="order",
-            tenant_id=caller.tenant_id,
-            events=new_events(events),
             expected_version=expected_version,
-            correlation_id=caller.correlation_id,
-            causation_id=caller.causation_id,
-            traceparent=caller.traceparent,
+            events=events,
         )
 
     async def _claim_idempotency_key(

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from waybill.common.contracts.orders import LineItem, OrderEvent
 from waybill.common.db import driver
-from waybill.common.eventstore import EventStore
+from waybill.common.eventstore import EventStore, append_decided
 from waybill.orders import projections as t
-from waybill.orders.caller import Caller, new_events
+from waybill.orders.caller import Caller
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain.errors import InsufficientStock
 
@@ -167,16 +167,14 @@ class StockKeeping:
         state: inv.Stock,
         events: Sequence[OrderEvent],
     ) -> None:
-        await self.store.append(
+        await append_decided(
+            self.store,
             conn,
+            caller,
             stream_id=inventory_stream(caller.tenant_id, sku),
             stream_type="inventory",
-            tenant_id=caller.tenant_id,
-            events=new_events(events),
             expected_version=state.version,
-            correlation_id=caller.correlation_id,
-            causation_id=caller.causation_id,
-            traceparent=caller.traceparent,
+            events=events,
             # Stock streams are how orders reserves units, not part of the event contract:
             # they stay in this service's event store and never reach Kafka (ADR 0001).
             publish=False,

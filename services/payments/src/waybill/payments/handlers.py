@@ -28,7 +28,7 @@ from waybill.common.eventstore import (
     Caller,
     EventStore,
     RecordedEvent,
-    new_events,
+    append_decided,
     retry_on_conflict,
 )
 from waybill.common.keyset import Position, newest_first_page
@@ -374,16 +374,14 @@ class PaymentHandlers:
         expected_version: int,
         events: list[PaymentEvent],
     ) -> list[RecordedEvent]:
-        return await self.store.append(
+        return await append_decided(
+            self.store,
             conn,
+            caller,
             stream_id=payment_id,
             stream_type=STREAM_TYPE,
-            tenant_id=caller.tenant_id,
-            events=new_events(events),
             expected_version=expected_version,
-            correlation_id=caller.correlation_id,
-            causation_id=caller.causation_id,
-            traceparent=caller.traceparent,
+            events=events,
         )
 
 

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from waybill.common.eventstore.store import NewEvent
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from waybill.common.eventstore.store import EventStore, NewEvent, RecordedEvent
 
 
 @dataclass(frozen=True)
@@ -33,3 +35,29 @@ def new_events(events: Iterable[ContractEvent]) -> list[NewEvent]:
         NewEvent(type=e.event_type, data=e.model_dump(mode="json"), schema_version=e.schema_version)
         for e in events
     ]
+
+
+async def append_decided(
+    store: EventStore,
+    conn: AsyncConnection,
+    caller: Caller,
+    *,
+    stream_id: str,
+    stream_type: str,
+    expected_version: int,
+    events: Iterable[ContractEvent],
+    publish: bool = True,
+) -> list[RecordedEvent]:
+    """Append a command's decided events, stamped with the ids ``caller`` carries."""
+    return await store.append(
+        conn,
+        stream_id=stream_id,
+        stream_type=stream_type,
+        tenant_id=caller.tenant_id,
+        events=new_events(events),
+        expected_version=expected_version,
+        correlation_id=caller.correlation_id,
+        causation_id=caller.causation_id,
+        traceparent=caller.traceparent,
+        publish=publish,
+    )
