@@ -10,8 +10,8 @@ The dependency authenticates through ``require_role``, so the 401/403 answers an
 security scheme are those of the roles it names.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI must evaluate the dependency's annotation,
+# which names a closure variable (``authenticated``) that a string annotation could not reach.
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
