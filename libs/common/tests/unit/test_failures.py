@@ -162,8 +162,15 @@ def imported_heavy_libraries(module: str) -> list[str]:
     return [name for name in done.stdout.strip().split(",") if name]
 
 
-def test_declaring_a_failure_class_imports_no_client_library() -> None:
-    assert imported_heavy_libraries("waybill.common.failures") == []
+@pytest.mark.parametrize(
+    "module",
+    [
+        "waybill.common.failures",  # what a domain module imports to declare its errors
+        "waybill.common.backoff",  # a delay policy, for the supervisor, relay and queues
+    ],
+)
+def test_declaring_a_failure_class_or_a_backoff_imports_no_client_library(module: str) -> None:
+    assert imported_heavy_libraries(module) == []
 
 
 def test_the_classifier_is_the_module_that_knows_the_client_libraries() -> None:

@@ -30,8 +30,6 @@ from enum import StrEnum
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from waybill.common.failures.classify import worth_retrying
-
 RETRY_AFTER_SPREAD = 0.1
 
 
@@ -111,7 +109,7 @@ def retrying(
     policy: RetryPolicy,
     on_retry: Callable[[RetryCallState], Awaitable[None] | None],
     *,
-    retry_if: Callable[[BaseException], bool] = worth_retrying,
+    retry_if: Callable[[BaseException], bool] | None = None,
     wait: Callable[[RetryCallState], float] | None = None,
 ) -> AsyncRetrying:
     """A tenacity loop for ``policy``; ``on_retry`` runs before each sleep (log, count).
@@ -119,6 +117,12 @@ def retrying(
     By default only what the failure taxonomy calls retryable is retried (a permanent failure
     stops at the first attempt) and ``wait`` is ``tenacity_wait(policy.backoff)``.
     """
+    if retry_if is None:
+        # Imported here, not at the top: the classifier loads httpx, aiokafka and sqlalchemy,
+        # and the policy alone (supervisor, relay, queues) should not pay for them.
+        from waybill.common.failures.classify import worth_retrying
+
+        retry_if = worth_retrying
     return AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
         wait=wait or tenacity_wait(policy.backoff),
