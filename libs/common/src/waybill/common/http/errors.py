@@ -7,8 +7,9 @@
 * :class:`~waybill.common.failures.DomainError` -> its code, with the status the service's
   ``ERROR_STATUS`` table gives that code (the one place a service maps codes to statuses); a
   code missing from the table is logged (``http_error_status_unmapped``) and answered with a
-  status that follows its failure class (``FALLBACK_STATUS``: not found -> 404, ...), so a
-  forgotten entry is visible in the logs yet still a sensible answer, never a 500;
+  status that follows its failure class (``FALLBACK_STATUS``: not found -> 404, ...;
+  configuration and unknown -> 500), so a forgotten entry shows in the logs and the client
+  still gets the code;
 * anything else -> 500 ``INTERNAL_ERROR``, logged with its stack.
 
 The last one is handled by :class:`ProblemMiddleware` rather than a Starlette handler
