@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from waybill.common import topics
-from waybill.common.consumer.retry import RetryPolicy
+from waybill.common.backoff import Backoff, RetryPolicy
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.contracts import orders as contract
 from waybill.common.envelope import EventEnvelope
@@ -62,7 +62,7 @@ async def test_orders_placed_across_a_broker_restart_are_published_and_applied_o
         registry=contract.register(EventRegistry()),
         handler=count_placed,
         service="test",
-        retry=RetryPolicy(attempts=8, base_s=0.2, max_s=2),
+        retry=RetryPolicy(attempts=8, backoff=Backoff(base_s=0.2, max_s=2)),
     )
     await consumer.start()
     placed: list[str] = []

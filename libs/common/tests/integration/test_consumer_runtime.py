@@ -24,18 +24,18 @@ from sqlalchemy import Column, Integer, MetaData, Table, select
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from waybill.common.consumer.failures import FailureClass, PermanentError, TransientError
-from waybill.common.consumer.retry import RetryPolicy
+from waybill.common.backoff import Backoff, RetryPolicy
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.schema import define_common_tables
+from waybill.common.failures import FailureClass, PermanentError, TransientError
 from waybill.common.registry import EventRegistry
 from waybill.common.testing import Infra
 
 pytestmark = pytest.mark.infra
 
 PROBE_TYPE = "probe.happened"
-FAST_RETRY = RetryPolicy(attempts=4, base_s=0.01, factor=2, max_s=0.05)
+FAST_RETRY = RetryPolicy(attempts=4, backoff=Backoff(base_s=0.01, factor=2, max_s=0.05))
 DLQ_HEADERS = {
     "dlq_error",
     "dlq_failure_class",
@@ -275,7 +275,7 @@ async def test_every_event_is_applied_exactly_once_across_a_broker_restart(
     harness.topic = await infra.anew_topic("consumer-restart")  # several partitions
     total, restart_after = 240, 60
     acked: list[uuid.UUID] = []
-    consumer = harness.consumer(RetryPolicy(attempts=3, base_s=0.05, max_s=0.5))
+    consumer = harness.consumer(RetryPolicy(attempts=3, backoff=Backoff(base_s=0.05, max_s=0.5)))
     await consumer.start()
     producer_task = asyncio.create_task(_produce_steadily(infra, harness.topic, total, acked))
     try:

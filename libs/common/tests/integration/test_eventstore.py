@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from waybill.common.backoff import Backoff, RetryPolicy
 from waybill.common.db import create_engine
 from waybill.common.eventstore import (
     ConcurrencyError,
@@ -21,6 +22,8 @@ from waybill.common.eventstore import (
     define_common_tables,
     retry_on_conflict,
 )
+
+FAST = Backoff(base_s=0.001, max_s=0.01)
 
 
 @dataclass
@@ -209,11 +212,11 @@ async def test_retry_on_conflict_reruns_the_command_until_it_wins(db):
                 correlation_id="c",
             )
 
-    recorded = await retry_on_conflict(command, delays=(0.01, 0.01))
+    recorded = await retry_on_conflict(command, policy=RetryPolicy(attempts=3, backoff=FAST))
     assert attempts == 2 and recorded[0].version == 2
 
 
-async def test_retry_on_conflict_gives_up_after_its_delays():
+async def test_retry_on_conflict_gives_up_after_its_attempts():
     calls = 0
 
     async def always_conflicts():
@@ -222,7 +225,7 @@ async def test_retry_on_conflict_gives_up_after_its_delays():
         raise ConcurrencyError("s", 1, 2)
 
     with pytest.raises(ConcurrencyError):
-        await retry_on_conflict(always_conflicts, delays=(0.001, 0.001, 0.001))
+        await retry_on_conflict(always_conflicts, policy=RetryPolicy(attempts=4, backoff=FAST))
     assert calls == 4
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import asyncpg
 import httpx
@@ -11,13 +13,8 @@ import pytest
 from aiokafka import errors as kafka_errors
 from sqlalchemy import exc as sa_exc
 
-from waybill.common.consumer.failures import (
-    FailureClass,
-    PermanentError,
-    TransientError,
-    classify,
-    is_retryable,
-)
+from waybill.common.failures import FailureClass, PermanentError, TransientError, is_retryable
+from waybill.common.failures.classify import classify
 
 
 def _http_error(status: int) -> httpx.HTTPStatusError:
@@ -148,4 +145,38 @@ def test_transient_external_and_unknown_classes_are_retried_and_the_rest_are_not
         FailureClass.TRANSIENT_RATE_LIMIT,
         FailureClass.EXTERNAL_SERVICE,
         FailureClass.UNKNOWN,
+    }
+
+
+HEAVY_LIBRARIES = ("httpx", "aiokafka", "sqlalchemy", "asyncpg")
+
+
+def imported_heavy_libraries(module: str) -> list[str]:
+    """The heavy libraries a fresh interpreter has loaded after importing ``module``."""
+    probe = (
+        f"import sys, {module}; print(','.join(m for m in {HEAVY_LIBRARIES!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return [name for name in done.stdout.strip().split(",") if name]
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "waybill.common.failures",  # what a domain module imports to declare its errors
+        "waybill.common.backoff",  # a delay policy, for the supervisor, relay and queues
+    ],
+)
+def test_declaring_a_failure_class_or_a_backoff_imports_no_client_library(module: str) -> None:
+    assert imported_heavy_libraries(module) == []
+
+
+def test_the_classifier_is_the_module_that_knows_the_client_libraries() -> None:
+    # The probe can fail: classifying does load them.
+    assert set(imported_heavy_libraries("waybill.common.failures.classify")) >= {
+        "httpx",
+        "aiokafka",
+        "sqlalchemy",
     }

@@ -10,9 +10,10 @@ import pytest
 import structlog
 from fastapi import APIRouter, FastAPI
 
+from waybill.common.failures import DomainError, FailureClass
 from waybill.common.http.app import create_app
 from waybill.common.http.models import StrictModel
-from waybill.common.http.problems import PROBLEM_CONTENT_TYPE, DomainError, problem_type
+from waybill.common.http.problems import PROBLEM_CONTENT_TYPE, problem_type
 from waybill.common.settings import WaybillSettings
 
 
@@ -22,16 +23,35 @@ class Widget(StrictModel):
     attributes: dict[str, Any] = {}
 
 
-class WidgetOutOfStock(Exception):
-    """A domain error that does not know the HTTP kit: only code and status."""
+class WidgetOutOfStock(DomainError):
+    """A domain error does not know the HTTP kit: only a code (and a failure class)."""
 
     code = "WIDGET_OUT_OF_STOCK"
-    status = 409
 
 
 class WidgetLocked(DomainError):
     code = "WIDGET_LOCKED"
-    status = 423
+
+
+class WidgetSupplierDown(DomainError):
+    code = "WIDGET_SUPPLIER_DOWN"
+    title = "Widget supplier unavailable"
+    failure_class = FailureClass.EXTERNAL_SERVICE
+
+
+class WidgetMissing(DomainError):
+    """A code the service forgot to put in its table."""
+
+    code = "WIDGET_MISSING"
+    failure_class = FailureClass.PERMANENT_NOT_FOUND
+
+
+# The service's one code -> status table (its api's ERROR_STATUS).
+WIDGET_ERROR_STATUS = {
+    "WIDGET_OUT_OF_STOCK": 409,
+    "WIDGET_LOCKED": 423,
+    "WIDGET_SUPPLIER_DOWN": 503,
+}
 
 
 def build_app(written: list[Any], **kwargs: Any) -> FastAPI:
@@ -55,11 +75,24 @@ def build_app(written: list[Any], **kwargs: Any) -> FastAPI:
     async def lock_widget(widget_id: int) -> None:
         raise WidgetLocked(f"widget {widget_id} is locked")
 
+    @router.post("/widgets/{widget_id}/restock")
+    async def restock_widget(widget_id: int) -> None:
+        raise WidgetSupplierDown(
+            f"no supplier answers for widget {widget_id}",
+            retry_after_s=7.9,
+            extra={"supplier": "acme"},
+        )
+
+    @router.get("/widgets/{widget_id}/origin")
+    async def widget_origin(widget_id: int) -> None:
+        raise WidgetMissing(f"widget {widget_id} has no origin")
+
     @router.get("/boom")
     async def boom() -> None:
         raise RuntimeError("a bug")
 
     kwargs.setdefault("health_checks", {})
+    kwargs.setdefault("error_status", WIDGET_ERROR_STATUS)
     return create_app(
         service="widgets",
         settings=WaybillSettings(),
@@ -168,7 +201,7 @@ async def test_unknown_route_and_method_are_problems() -> None:
     assert "POST" in wrong_method.headers["allow"]
 
 
-async def test_domain_errors_keep_their_code_and_status() -> None:
+async def test_domain_errors_keep_their_code_and_get_the_status_of_the_service_table() -> None:
     async with client(build_app([])) as http:
         duck_typed = await http.post("/widgets/7/sell")
         subclassed = await http.post("/widgets/7/lock")
@@ -184,6 +217,33 @@ async def test_domain_errors_keep_their_code_and_status() -> None:
     }
     assert subclassed.status_code == 423
     assert subclassed.json()["code"] == "WIDGET_LOCKED"
+
+
+async def test_a_domain_error_brings_its_title_extra_members_and_retry_after() -> None:
+    async with client(build_app([])) as http:
+        response = await http.post("/widgets/3/restock")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert response.headers["retry-after"] == "7"
+    assert response.json() == {
+        "supplier": "acme",
+        "type": "https://waybill.dev/problems/widget-supplier-down",
+        "title": "Widget supplier unavailable",
+        "status": 503,
+        "detail": "no supplier answers for widget 3",
+        "code": "WIDGET_SUPPLIER_DOWN",
+        "instance": "/widgets/3/restock",
+    }
+
+
+async def test_a_code_missing_from_the_table_follows_its_failure_class_and_is_logged() -> None:
+    with structlog.testing.capture_logs() as logs:
+        async with client(build_app([])) as http:
+            response = await http.get("/widgets/5/origin")
+    assert response.status_code == 404
+    assert response.json()["code"] == "WIDGET_MISSING"
+    (entry,) = [e for e in logs if e["event"] == "http_error_status_unmapped"]
+    assert entry["code"] == "WIDGET_MISSING" and entry["status"] == 404
 
 
 async def test_an_unexpected_exception_is_a_logged_500_problem_with_the_correlation_id() -> None:

@@ -6,18 +6,23 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from waybill.common.backoff import Backoff, Jitter
+from waybill.common.breaker import CircuitBreakers
 from waybill.payments.gateway import (
     CardDeclined,
-    ProviderBreaker,
     ProviderGateway,
     ProviderRejected,
+    ProviderRetry,
     ProviderUnavailable,
-    RetryPolicy,
 )
 from waybill.payments.gateway.errors import TransientFailure
 
 INTENT = {"id": "pi_1", "status": "succeeded", "amount": 100, "currency": "usd", "metadata": {}}
-FAST = RetryPolicy(attempts=3, base_s=0.001, max_s=0.002, rate_limit_base_s=0.001)
+FAST = ProviderRetry(
+    attempts=3,
+    errors=Backoff(base_s=0.001, max_s=0.002, jitter=Jitter.EQUAL),
+    rate_limits=Backoff(base_s=0.001, max_s=120, jitter=Jitter.EQUAL),
+)
 
 
 def scripted(responses: list[httpx.Response | Exception], seen: list[httpx.Request]):
@@ -33,13 +38,12 @@ def scripted(responses: list[httpx.Response | Exception], seen: list[httpx.Reque
 
 def gateway(
     handler: Callable[[httpx.Request], httpx.Response],
-    policy: RetryPolicy = FAST,
+    policy: ProviderRetry = FAST,
     threshold: int = 5,
 ) -> ProviderGateway:
     client = httpx.AsyncClient(base_url="http://provider", transport=httpx.MockTransport(handler))
-    breaker = ProviderBreaker(
-        f"test-{id(handler)}", failure_threshold=threshold, reset_s=60, service="test"
-    )
+    breakers = CircuitBreakers(service="test", failure_threshold=threshold, reset_s=60)
+    breaker = breakers.get(f"test-{id(handler)}")
     return ProviderGateway(client, api_key="sk", policy=policy, breaker=breaker)
 
 
@@ -100,14 +104,14 @@ async def test_a_rate_limited_call_waits_at_least_retry_after():
 
 
 def test_a_retry_after_beyond_the_cap_is_not_waited_out_in_process():
-    policy = RetryPolicy(rate_limit_max_s=10)
+    policy = ProviderRetry(rate_limits=Backoff(base_s=5, max_s=10, jitter=Jitter.EQUAL))
     failure = TransientFailure("rate_limited", retry_after_s=30, rate_limited=True)
     assert not policy.worth_waiting(failure)
     assert policy.reschedule_s(0, 30) >= 30
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap():
-    policy = RetryPolicy(base_s=1, max_s=30)
+    policy = ProviderRetry(errors=Backoff(base_s=1, max_s=30, jitter=Jitter.EQUAL))
     failure = TransientFailure("timeout")
     for retry, step in [(1, 1), (2, 2), (3, 4), (4, 8), (10, 30)]:
         waits = [policy.wait_s(failure, retry) for _ in range(50)]
@@ -117,7 +121,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
 
 async def test_the_breaker_opens_after_repeated_failures_and_then_fails_fast():
     seen: list[httpx.Request] = []
-    gw = gateway(scripted([httpx.Response(503)], seen), RetryPolicy(attempts=1), threshold=3)
+    gw = gateway(scripted([httpx.Response(503)], seen), ProviderRetry(attempts=1), threshold=3)
     for _ in range(3):
         with pytest.raises(ProviderUnavailable):
             await charge(gw)

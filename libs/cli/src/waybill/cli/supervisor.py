@@ -1,20 +1,21 @@
 """Keep the service processes running: a process that dies is restarted with backoff.
 
-The backoff doubles from ``initial_s`` to ``max_s`` while a service keeps crashing, and resets
-once it has stayed up ``stable_after_s``: a crash loop does not hammer the database, and a
-service that crashes once a day restarts at once.
+The backoff (the kit's one policy, ``waybill.common.backoff``) doubles from 0.5 s to 30 s
+while a service keeps crashing, and resets once it has stayed up ``stable_after_s``: a crash
+loop does not hammer the database, and a service that crashes once a day restarts at once.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import structlog
 
+from waybill.common.backoff import Backoff, Jitter
 from waybill.common.infra import ManagedProcess
 
 log = structlog.get_logger("waybill.cli.supervisor")
@@ -24,14 +25,15 @@ READY_PATH = "/health/ready"
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    initial_s: float = 0.5
-    max_s: float = 30.0
+    # No jitter: one supervisor restarts its own processes, there is no herd to spread.
+    backoff: Backoff = field(
+        default_factory=lambda: Backoff(base_s=0.5, factor=2.0, max_s=30.0, jitter=Jitter.NONE)
+    )
     stable_after_s: float = 60.0
 
     def delay_s(self, consecutive_failures: int) -> float:
         """Wait before restart number ``consecutive_failures`` (1-based) of a crash streak."""
-        exponent = max(consecutive_failures - 1, 0)
-        return min(self.max_s, self.initial_s * 2.0**exponent)
+        return self.backoff.delay(consecutive_failures)
 
 
 def is_ready(base_url: str, timeout_s: float = 1.0) -> bool:

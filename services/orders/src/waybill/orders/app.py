@@ -26,7 +26,7 @@ from waybill.common.outbox import OutboxRelay
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.orders import projections
-from waybill.orders.api import router
+from waybill.orders.api import ERROR_STATUS, router
 from waybill.orders.consumers import CONSUMER_GROUP, payment_outcome_handler
 from waybill.orders.expiry import ExpiryRunner
 from waybill.orders.handlers import OrderHandlers
@@ -90,6 +90,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         service=SERVICE,
         settings=settings,
         routers=[router],
+        error_status=ERROR_STATUS,
         health_checks={
             "database": database_check(engine),
             "broker": broker_check(settings.bootstrap_servers),

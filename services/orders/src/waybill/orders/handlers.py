@@ -30,7 +30,7 @@ from waybill.orders import projections as t
 from waybill.orders.caller import Caller
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
-from waybill.orders.domain.errors import OrderNotFound, OrdersError
+from waybill.orders.domain.errors import IdempotencyKeyReused, OrderNotFound, SkuNotFound
 from waybill.orders.stock import StockKeeping
 from waybill.orders.views import OrderView, StockView
 
@@ -50,16 +50,6 @@ SELECT status, version, items, total_cents, expires_at FROM orders
 WHERE order_id = $1 AND tenant_id = $2 FOR UPDATE
 """
 _UPDATE_ORDER = "UPDATE orders SET status = $2, version = $3, updated_at = $4 WHERE order_id = $1"
-
-
-class IdempotencyKeyReused(OrdersError):
-    code = "IDEMPOTENCY_KEY_REUSED"
-    status = 422
-
-
-class SkuNotFound(OrdersError):
-    code = "SKU_NOT_FOUND"
-    status = 404
 
 
 def request_fingerprint(body: Any) -> str:

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from waybill.common.auth import Principal, require_role
 from waybill.common.eventstore import Caller
+from waybill.common.http.caller import require_caller
+from waybill.common.http.errors import ErrorStatus
 from waybill.common.http.pagination import (
     Page,
     PageParams,
@@ -19,9 +21,9 @@ from waybill.common.http.pagination import (
 )
 from waybill.common.http.problems import ProblemError
 from waybill.common.keyset import cursor_from_position, position_from_cursor
-from waybill.common.observability.tracing import current_traceparent
 from waybill.payments import signature
 from waybill.payments.charger import Charger
+from waybill.payments.domain import errors
 from waybill.payments.gateway import ProviderGateway
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.refunds import refund_payment
@@ -34,6 +36,19 @@ router = APIRouter()
 PaymentId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{32}$")]
 service_or_admin = require_role("service", "admin")
 admin_only = require_role("admin")
+AdminCaller = Annotated[Caller, Depends(require_caller("admin"))]
+
+# The one place payments' error codes meet HTTP (STYLE.md #14), handed to create_app.
+ERROR_STATUS: ErrorStatus = {
+    errors.PaymentsError.code: 409,
+    errors.InvalidTransition.code: 409,
+    errors.RefundExceedsCaptured.code: 422,
+    errors.PaymentNotFound.code: 404,
+    errors.ProviderUnreachable.code: 503,
+    errors.RefundRefusedByProvider.code: 409,
+    signature.SignatureError.code: 400,
+    signature.TimestampOutOfTolerance.code: 400,
+}
 
 
 @dataclass(frozen=True)
@@ -53,14 +68,6 @@ async def services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(services)]
-
-
-def caller_of(request: Request, principal: Principal) -> Caller:
-    return Caller(
-        tenant_id=principal.tenant_id,
-        correlation_id=request.state.correlation_id,
-        traceparent=current_traceparent(),
-    )
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentView, tags=["payments"])
@@ -91,9 +98,8 @@ async def list_payments(
 @router.post("/payments/{payment_id}/refund", response_model=PaymentView, tags=["payments"])
 async def refund(
     payment_id: PaymentId,
-    request: Request,
     svc: Svc,
-    principal: Annotated[Principal, Depends(admin_only)],
+    caller: AdminCaller,
     body: Annotated[RefundIn | None, Body()] = None,
 ) -> PaymentView:
     """Refund a captured payment (all that is left by default); 409 if nothing is captured."""
@@ -101,7 +107,7 @@ async def refund(
     return await refund_payment(
         svc.handlers,
         svc.gateway,
-        caller_of(request, principal),
+        caller,
         payment_id,
         amount_cents=body.amount_cents,
         reason=body.reason,

@@ -27,7 +27,7 @@ from waybill.common.outbox import OutboxRelay
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.payments import projections
-from waybill.payments.api import Services, router
+from waybill.payments.api import ERROR_STATUS, Services, router
 from waybill.payments.charger import Charger
 from waybill.payments.consumers import (
     CONSUMED,
@@ -131,6 +131,7 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
         service=SERVICE,
         settings=settings,
         routers=[router],
+        error_status=ERROR_STATUS,
         # The provider is deliberately not a readiness check: during a provider outage
         # payments wait (and webhooks and reads still work); an unready service would not.
         health_checks={

@@ -13,9 +13,12 @@ from collections.abc import Callable
 import structlog
 
 from waybill.common.eventstore import Caller
-from waybill.common.http.problems import ProblemError
 from waybill.payments.domain import payment as p
-from waybill.payments.domain.errors import PaymentNotFound
+from waybill.payments.domain.errors import (
+    PaymentNotFound,
+    ProviderUnreachable,
+    RefundRefusedByProvider,
+)
 from waybill.payments.gateway import ProviderGateway, ProviderRejected, ProviderUnavailable
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.views import PaymentView
@@ -48,21 +51,12 @@ async def refund_payment(
             amount_cents=amount,
         )
     except ProviderUnavailable as exc:
-        raise ProblemError(
-            503,
-            "PROVIDER_UNAVAILABLE",
-            "Payment provider unavailable",
+        raise ProviderUnreachable(
             "The payment provider cannot be reached right now; retry shortly.",
-            headers={"Retry-After": str(int(exc.retry_after_s or 5))},
+            retry_after_s=exc.retry_after_s or 5,
         ) from exc
     except ProviderRejected as exc:
-        raise ProblemError(
-            409,
-            "PROVIDER_REJECTED",
-            "Refused by the payment provider",
-            exc.message,
-            {"provider_code": exc.code},
-        ) from exc
+        raise RefundRefusedByProvider(exc.message, extra={"provider_code": exc.code}) from exc
     command = p.Refund(refund_id=refund.id, amount_cents=refund.amount, reason=reason)
     recorded = await handlers.record(caller, payment_id, command)
     if recorded.newly_needs_provider:

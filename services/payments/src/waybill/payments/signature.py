@@ -12,14 +12,14 @@ import hashlib
 import hmac
 import time
 
+from waybill.common.failures import DomainError, FailureClass
 
-class SignatureError(Exception):
+
+class SignatureError(DomainError):
+    """The request is not the provider's: never applied, never retried."""
+
     code = "INVALID_SIGNATURE"
-    status = 400
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    failure_class = FailureClass.PERMANENT_AUTH
 
 
 class TimestampOutOfTolerance(SignatureError):

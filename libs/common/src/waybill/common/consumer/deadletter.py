@@ -16,8 +16,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from waybill.common.consumer.failures import FailureClass
-from waybill.common.consumer.retry import RetryPolicy
+from waybill.common.backoff import RetryPolicy
+from waybill.common.failures import FailureClass
 
 log = structlog.get_logger(__name__)
 

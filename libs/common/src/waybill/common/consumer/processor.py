@@ -28,12 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from structlog.contextvars import bound_contextvars
 from tenacity import RetryCallState
 
+from waybill.common.backoff import RetryPolicy, retrying
 from waybill.common.consumer import inbox as inbox_rows
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure
-from waybill.common.consumer.failures import FailureClass, classify
-from waybill.common.consumer.retry import RetryPolicy, retrying
 from waybill.common.envelope import EventEnvelope
+from waybill.common.failures import FailureClass
+from waybill.common.failures.classify import classify
 from waybill.common.observability.tracing import context_from_traceparent
 from waybill.common.registry import EventRegistry
 

@@ -38,10 +38,10 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common import topics as topic_names
+from waybill.common.backoff import DEFAULT_RETRY, RetryPolicy
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher
 from waybill.common.consumer.processor import Handler, RecordProcessor
-from waybill.common.consumer.retry import DEFAULT_RETRY, RetryPolicy
 from waybill.common.registry import EventRegistry
 
 log = structlog.get_logger(__name__)

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 
 from waybill.common.auth.store import KeyStore
 from waybill.common.http.correlation import CorrelationIdMiddleware
-from waybill.common.http.errors import ProblemMiddleware, install_problem_handlers
+from waybill.common.http.errors import ErrorStatus, ProblemMiddleware, install_problem_handlers
 from waybill.common.http.health import health_router
 from waybill.common.http.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from waybill.common.http.problems import PROBLEM_CONTENT_TYPE
@@ -89,6 +89,7 @@ def create_app(
     version: str = "0.1.0",
     key_store: KeyStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    error_status: ErrorStatus | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app.
 
@@ -99,6 +100,9 @@ def create_app(
 
     ``health_checks`` that have an async ``close()`` (like ``broker_check``) are closed when
     the app shuts down.
+
+    ``error_status``: the service's table from domain error code to HTTP status (its api's
+    ``ERROR_STATUS``), the one place its codes meet HTTP (``http.errors``).
     """
     app = FastAPI(
         title=f"waybill-{service}",
@@ -110,11 +114,12 @@ def create_app(
     app.state.settings = settings
     if key_store is not None:
         app.state.key_store = key_store
-    install_problem_handlers(app)
+    error_status = dict(error_status or {})
+    install_problem_handlers(app, error_status)
 
     # add_middleware prepends: the last added is the outermost.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
-    app.add_middleware(ProblemMiddleware)
+    app.add_middleware(ProblemMiddleware, error_status=error_status)
     app.add_middleware(RequestMetricsMiddleware, service=service)
     app.add_middleware(CorrelationIdMiddleware)
 

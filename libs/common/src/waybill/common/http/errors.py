@@ -3,17 +3,23 @@
 * validation errors -> 422 ``VALIDATION_ERROR`` (or ``MALFORMED_JSON``) with an ``errors``
   list that never echoes the input back (it may be huge, deep or sensitive);
 * Starlette/FastAPI ``HTTPException`` (404 route, 405 method, ...) -> a generic code;
-* :class:`~waybill.common.http.problems.ProblemError`, ``DomainError`` and any exception
-  carrying ``code``/``status`` -> their own status and code;
+* :class:`~waybill.common.http.problems.ProblemError` (the edge's own) -> its status and code;
+* :class:`~waybill.common.failures.DomainError` -> its code, with the status the service's
+  ``ERROR_STATUS`` table gives that code (the one place a service maps codes to statuses); a
+  code missing from the table is logged (``http_error_status_unmapped``) and answered with a
+  status that follows its failure class (``FALLBACK_STATUS``: not found -> 404, ...;
+  configuration and unknown -> 500), so a forgotten entry shows in the logs and the client
+  still gets the code;
 * anything else -> 500 ``INTERNAL_ERROR``, logged with its stack.
 
-The last two are handled by :class:`ProblemMiddleware` rather than a Starlette handler
+The last one is handled by :class:`ProblemMiddleware` rather than a Starlette handler
 because Starlette routes handlers for ``Exception`` to its outermost middleware, outside our
 correlation-id and metrics middleware; catching here keeps the id header and the status label.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -24,15 +30,52 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waybill.common.failures import DomainError, FailureClass
 from waybill.common.http.problems import (
     STATUS_CODES,
-    DomainError,
     Problem,
     ProblemError,
     problem_from_exception,
 )
 
 log = structlog.get_logger(__name__)
+
+ErrorStatus = Mapping[str, int]
+"""A service's table from domain error code to HTTP status (``ERROR_STATUS`` in its api)."""
+
+FALLBACK_STATUS: Mapping[FailureClass, int] = {
+    FailureClass.PERMANENT_INVALID_INPUT: 422,
+    FailureClass.PERMANENT_NOT_FOUND: 404,
+    FailureClass.PERMANENT_AUTH: 403,
+    FailureClass.BUSINESS_RULE: 409,
+    FailureClass.TRANSIENT_NETWORK: 503,
+    FailureClass.TRANSIENT_DATABASE: 503,
+    FailureClass.TRANSIENT_RATE_LIMIT: 503,
+    FailureClass.EXTERNAL_SERVICE: 503,
+}
+
+
+def domain_problem(exc: DomainError, error_status: ErrorStatus) -> Problem:
+    """The problem ``exc`` stands for, its status from ``error_status``."""
+    status = error_status.get(exc.code)
+    if status is None:
+        status = FALLBACK_STATUS.get(FailureClass(exc.failure_class), 500)
+        log.warning(
+            "http_error_status_unmapped",
+            code=exc.code,
+            failure_class=str(exc.failure_class),
+            status=status,
+        )
+    headers = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(int(exc.retry_after_s))
+    return Problem(status, exc.code, exc.title, str(exc) or None, exc.extra, headers)
+
+
+def _problem_of(exc: BaseException, error_status: ErrorStatus) -> Problem | None:
+    if isinstance(exc, DomainError):
+        return domain_problem(exc, error_status)
+    return problem_from_exception(exc)
 
 
 def _error_entry(error: Any) -> dict[str, Any]:
@@ -68,25 +111,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem.with_instance(request.url.path).to_response()
 
 
-async def _known_error(request: Request, exc: Exception) -> Response:
-    problem = problem_from_exception(exc)
-    assert problem is not None
-    return problem.with_instance(request.url.path).to_response()
+def install_problem_handlers(app: FastAPI, error_status: ErrorStatus) -> None:
+    """The handlers for validation, framework, edge and domain errors; ``error_status`` is
+    the service's code -> status table for its domain errors."""
 
+    async def known_error(request: Request, exc: Exception) -> Response:
+        problem = _problem_of(exc, error_status)
+        assert problem is not None
+        return problem.with_instance(request.url.path).to_response()
 
-def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(ProblemError, _known_error)
-    app.add_exception_handler(DomainError, _known_error)
+    app.add_exception_handler(ProblemError, known_error)
+    app.add_exception_handler(DomainError, known_error)
 
 
 class ProblemMiddleware:
-    """Turns exceptions that escaped the handlers into problem+json (duck-typed domain errors
-    keep their status; anything unexpected is a logged 500)."""
+    """Turns exceptions that escaped the handlers into problem+json (domain and edge errors
+    keep their code; anything unexpected is a logged 500)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, error_status: ErrorStatus | None = None) -> None:
         self.app = app
+        self.error_status: ErrorStatus = error_status or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +149,7 @@ class ProblemMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            problem = problem_from_exception(exc)
+            problem = _problem_of(exc, self.error_status)
             if problem is None:
                 log.exception("http_request_failed", path=scope.get("path"))
                 problem = Problem(500, "INTERNAL_ERROR", "Internal error", None)

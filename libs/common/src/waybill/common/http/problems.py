@@ -1,20 +1,19 @@
 """RFC 9457 problem details: the one shape every Waybill error takes on the wire.
 
-Errors are data (STYLE.md #5): the domain raises exceptions that carry a stable upper-snake
-``code`` and an HTTP ``status``; this module turns any of them into
-``application/problem+json``. Three kinds are recognised by :func:`problem_from_exception`:
+Errors are data (STYLE.md #5, #14). Two kinds become ``application/problem+json`` here:
 
-* :class:`ProblemError` -- raised by the HTTP edge itself (auth, pagination, limits);
-* :class:`DomainError` -- a base class a domain layer may subclass;
-* anything else with ``code: str`` and ``status: int`` attributes (the duck-typed protocol,
-  so a domain package need not import the HTTP kit to define its errors).
+* :class:`ProblemError` -- raised by the HTTP edge itself (auth, pagination, limits), which
+  knows its status;
+* :class:`~waybill.common.failures.DomainError` -- raised by domain and application code,
+  which knows a code and a failure class but no HTTP status: the service's ``ERROR_STATUS``
+  table (handed to ``create_app``) gives it, once, at the edge (see ``http.errors``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Send
@@ -71,15 +70,6 @@ class ProblemError(Exception):
         self.headers = dict(headers or {})
 
 
-class DomainError(Exception):
-    """Base class for domain errors: subclasses set ``code`` and ``status``; the message is the
-    problem's ``detail``. Subclassing is optional -- any exception with those two attributes
-    is rendered the same way."""
-
-    code: ClassVar[str] = "DOMAIN_ERROR"
-    status: ClassVar[int] = 422
-
-
 class Problem:
     """A rendered problem: body plus extra response headers."""
 
@@ -134,20 +124,8 @@ class Problem:
 
 
 def problem_from_exception(exc: BaseException) -> Problem | None:
-    """The problem for a known error, or None when ``exc`` is unexpected (a bug: 500)."""
+    """The problem an edge error stands for, or None when ``exc`` is not a ``ProblemError``
+    (domain errors need the service's table: ``http.errors.domain_problem``)."""
     if isinstance(exc, ProblemError):
         return Problem(exc.status, exc.code, exc.title, exc.detail, exc.extra, exc.headers)
-    code = getattr(exc, "code", None)
-    status = getattr(exc, "status", None)
-    if isinstance(code, str) and isinstance(status, int) and 400 <= status <= 599:
-        detail = str(exc) or None
-        title = getattr(exc, "title", None)
-        extra = getattr(exc, "extra", None)
-        return Problem(
-            status,
-            code,
-            title if isinstance(title, str) else None,
-            detail,
-            extra if isinstance(extra, Mapping) else None,
-        )
     return None

@@ -34,7 +34,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import time
 from typing import Any
 
@@ -43,6 +42,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from waybill.common.backoff import Backoff, Jitter
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, OUTBOX_IDLE_LOCK_KEY
 from waybill.common.outbox.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
@@ -56,17 +56,21 @@ BACKLOG_REPORT_INTERVAL_S = 1.0
 BUSY_POLL_S = 0.01
 
 
-class _Backoff:
-    """Exponential backoff with full jitter, capped; reset after a success."""
+# The first wait is at most 0.4 s, the longest 5 s: a relay comes back soon after the database
+# or the broker does, without hammering either while they are down.
+RELAY_BACKOFF = Backoff(base_s=0.4, max_s=5.0, jitter=Jitter.FULL)
 
-    def __init__(self, base_s: float = 0.2, cap_s: float = 5.0) -> None:
-        self.base_s = base_s
-        self.cap_s = cap_s
+
+class _Backoff:
+    """A streak of failures spaced by the kit's backoff policy; reset after a success."""
+
+    def __init__(self, policy: Backoff = RELAY_BACKOFF) -> None:
+        self.policy = policy
         self.failures = 0
 
     def next_delay(self) -> float:
         self.failures += 1
-        return random.uniform(0, min(self.cap_s, self.base_s * 2**self.failures))
+        return self.policy.delay(self.failures)
 
     def reset(self) -> None:
         self.failures = 0

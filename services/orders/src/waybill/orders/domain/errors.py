@@ -1,18 +1,15 @@
-"""Domain errors: each carries a stable code and the HTTP status it maps to."""
+"""Every error the orders service raises to a caller: a stable code and a failure class.
+
+No HTTP status here: ``waybill.orders.api.ERROR_STATUS`` maps each code once, at the edge.
+"""
 
 from __future__ import annotations
 
-from waybill.common.consumer.failures import FailureClass
+from waybill.common.failures import DomainError, FailureClass
 
 
-class OrdersError(Exception):
+class OrdersError(DomainError):
     code = "ORDERS_ERROR"
-    status = 409
-    failure_class = FailureClass.BUSINESS_RULE
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class InsufficientStock(OrdersError):
@@ -29,11 +26,19 @@ class CannotCancelAfterShipping(OrdersError):
 
 class OrderNotFound(OrdersError):
     code = "ORDER_NOT_FOUND"
-    status = 404
     failure_class = FailureClass.PERMANENT_NOT_FOUND
 
 
 class InvalidOrder(OrdersError):
     code = "VALIDATION_ERROR"
-    status = 422
     failure_class = FailureClass.PERMANENT_INVALID_INPUT
+
+
+class IdempotencyKeyReused(OrdersError):
+    """The same ``Idempotency-Key`` came with a different body (a client bug, never retried)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class SkuNotFound(OrdersError):
+    code = "SKU_NOT_FOUND"

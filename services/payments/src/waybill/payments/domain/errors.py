@@ -1,18 +1,15 @@
-"""Domain errors of payments: each carries a stable code and the HTTP status it maps to."""
+"""Every error the payments service raises to a caller: a stable code and a failure class.
+
+No HTTP status here: ``waybill.payments.api.ERROR_STATUS`` maps each code once, at the edge.
+"""
 
 from __future__ import annotations
 
-from waybill.common.consumer.failures import FailureClass
+from waybill.common.failures import DomainError, FailureClass
 
 
-class PaymentsError(Exception):
+class PaymentsError(DomainError):
     code = "PAYMENTS_ERROR"
-    status = 409
-    failure_class = FailureClass.BUSINESS_RULE
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class InvalidTransition(PaymentsError):
@@ -21,10 +18,24 @@ class InvalidTransition(PaymentsError):
 
 class RefundExceedsCaptured(PaymentsError):
     code = "REFUND_EXCEEDS_CAPTURED"
-    status = 422
 
 
 class PaymentNotFound(PaymentsError):
     code = "PAYMENT_NOT_FOUND"
-    status = 404
     failure_class = FailureClass.PERMANENT_NOT_FOUND
+
+
+class ProviderUnreachable(PaymentsError):
+    """A refund could not reach the provider now (outage, rate limit, open breaker)."""
+
+    code = "PROVIDER_UNAVAILABLE"
+    title = "Payment provider unavailable"
+    failure_class = FailureClass.EXTERNAL_SERVICE
+
+
+class RefundRefusedByProvider(PaymentsError):
+    """The provider refused the refund itself (e.g. refunded outside Waybill)."""
+
+    code = "PROVIDER_REJECTED"
+    title = "Refused by the payment provider"
+    failure_class = FailureClass.PERMANENT_INVALID_INPUT

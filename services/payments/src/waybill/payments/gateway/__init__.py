@@ -1,7 +1,6 @@
 """The payment provider adapter: HTTP calls with timeouts, retries, rate-limit handling and a
 circuit breaker. Callers see typed intents and refunds, or one of the ``errors``."""
 
-from waybill.payments.gateway.breaker import ProviderBreaker
 from waybill.payments.gateway.client import ProviderGateway, build_gateway
 from waybill.payments.gateway.errors import (
     CardDeclined,
@@ -10,18 +9,17 @@ from waybill.payments.gateway.errors import (
     ProviderUnavailable,
 )
 from waybill.payments.gateway.models import Intent, IntentStatus, ProviderRefund
-from waybill.payments.gateway.retry import RetryPolicy
+from waybill.payments.gateway.retry import ProviderRetry
 
 __all__ = [
     "CardDeclined",
     "Intent",
     "IntentStatus",
-    "ProviderBreaker",
     "ProviderError",
     "ProviderGateway",
     "ProviderRefund",
     "ProviderRejected",
+    "ProviderRetry",
     "ProviderUnavailable",
-    "RetryPolicy",
     "build_gateway",
 ]

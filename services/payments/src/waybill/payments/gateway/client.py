@@ -1,5 +1,5 @@
 """The provider gateway: one shared ``httpx.AsyncClient``, each call bounded by a timeout,
-retried (tenacity, ``RetryPolicy``) and guarded by the provider's circuit breaker.
+retried (tenacity, ``ProviderRetry``) and guarded by the provider's circuit breaker.
 
 Every mutating call carries an ``Idempotency-Key`` chosen by the caller from the payment id,
 so a retry here, a retry of the whole charge after a crash, or another replica's charge of the
@@ -15,7 +15,8 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from waybill.payments.gateway.breaker import BreakerOpen, ProviderBreaker
+from waybill.common.backoff import Backoff, Jitter
+from waybill.common.breaker import Breaker, BreakerOpen, CircuitBreakers
 from waybill.payments.gateway.errors import (
     CardDeclined,
     ProviderRejected,
@@ -28,7 +29,7 @@ from waybill.payments.gateway.metrics import (
     PROVIDER_RETRIES,
 )
 from waybill.payments.gateway.models import Intent, ProviderRefund
-from waybill.payments.gateway.retry import RetryPolicy
+from waybill.payments.gateway.retry import ProviderRetry
 from waybill.payments.settings import PaymentsSettings
 
 log = structlog.get_logger(__name__)
@@ -41,8 +42,8 @@ class ProviderGateway:
         client: httpx.AsyncClient,
         *,
         api_key: str,
-        policy: RetryPolicy,
-        breaker: ProviderBreaker,
+        policy: ProviderRetry,
+        breaker: Breaker,
         provider: str = "sandbox",
     ) -> None:
         self.client = client
@@ -238,15 +239,21 @@ def build_gateway(settings: PaymentsSettings) -> ProviderGateway:
             max_keepalive_connections=settings.payments_charger_concurrency * 2,
         ),
     )
-    policy = RetryPolicy(
+    policy = ProviderRetry(
         attempts=settings.payments_retry_attempts,
-        base_s=settings.payments_retry_base_s,
-        max_s=settings.payments_retry_max_s,
-        rate_limit_base_s=settings.payments_rate_limit_base_s,
-        rate_limit_max_s=settings.payments_rate_limit_max_s,
+        errors=Backoff(
+            base_s=settings.payments_retry_base_s,
+            max_s=settings.payments_retry_max_s,
+            jitter=Jitter.EQUAL,
+        ),
+        rate_limits=Backoff(
+            base_s=settings.payments_rate_limit_base_s,
+            max_s=settings.payments_rate_limit_max_s,
+            jitter=Jitter.EQUAL,
+        ),
     )
-    breaker = ProviderBreaker(
-        settings.payments_provider_name,
+    breakers = CircuitBreakers(
+        service=SERVICE,
         failure_threshold=settings.payments_breaker_failure_threshold,
         reset_s=settings.payments_breaker_reset_s,
     )
@@ -254,6 +261,6 @@ def build_gateway(settings: PaymentsSettings) -> ProviderGateway:
         client,
         api_key=settings.provider_api_key,
         policy=policy,
-        breaker=breaker,
+        breaker=breakers.get(settings.payments_provider_name),
         provider=settings.payments_provider_name,
     )

@@ -11,7 +11,7 @@ Three outcomes matter to the callers, and they must never be confused:
 
 from __future__ import annotations
 
-from waybill.common.consumer.failures import FailureClass
+from waybill.common.failures import FailureClass
 from waybill.payments.gateway.models import Intent
 
 

@@ -1,19 +1,10 @@
-"""The failure taxonomy: every exception a consumer meets gets one class, and the class decides.
+"""Classifying exceptions: which ``FailureClass`` an error of our libraries belongs to.
 
-Retried (``is_retryable``): the three ``transient_*`` classes, ``external_service`` (a provider
-that answered 5xx or timed out usually recovers) and ``unknown``. ``unknown`` is retried on
-purpose: an error nobody classified is as likely a blip as a bug, and the retry budget
-(``RetryPolicy.attempts``) bounds the cost of guessing wrong before the record is dead-lettered.
-Everything else (permanent input/not-found/auth, configuration, business rule) is dead-lettered
-at once: retrying cannot change the answer.
-
-A domain error declares its class with a ``failure_class`` attribute (class or instance level,
-a ``FailureClass`` or its string value)::
-
-    class StockExhausted(Exception):
-        failure_class = FailureClass.BUSINESS_RULE
-
-``TransientError`` and ``PermanentError`` are convenience bases that already carry one.
+An exception that declares ``failure_class`` (every ``DomainError`` does) keeps it; otherwise
+the database (SQLSTATE, SQLAlchemy), HTTP client, Kafka client and builtin exceptions are
+mapped below. This module imports those libraries, so only the code that processes failures
+(the consumer runtime, the retry loop) imports it; domain modules import the light
+``waybill.common.failures``.
 """
 
 from __future__ import annotations
@@ -21,54 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from enum import StrEnum
 
 import httpx
 import pydantic
 from aiokafka import errors as kafka_errors
 from sqlalchemy import exc as sa_exc
 
-
-class FailureClass(StrEnum):
-    TRANSIENT_NETWORK = "transient_network"
-    TRANSIENT_DATABASE = "transient_database"
-    TRANSIENT_RATE_LIMIT = "transient_rate_limit"
-    PERMANENT_INVALID_INPUT = "permanent_invalid_input"
-    PERMANENT_NOT_FOUND = "permanent_not_found"
-    PERMANENT_AUTH = "permanent_auth"
-    CONFIGURATION = "configuration"
-    EXTERNAL_SERVICE = "external_service"
-    BUSINESS_RULE = "business_rule"
-    UNKNOWN = "unknown"
-
-
-_RETRYABLE = frozenset(
-    {
-        FailureClass.TRANSIENT_NETWORK,
-        FailureClass.TRANSIENT_DATABASE,
-        FailureClass.TRANSIENT_RATE_LIMIT,
-        FailureClass.EXTERNAL_SERVICE,
-        FailureClass.UNKNOWN,
-    }
-)
-
-
-def is_retryable(failure: FailureClass) -> bool:
-    """Whether another attempt may succeed (see the module docstring for ``unknown``)."""
-    return failure in _RETRYABLE
-
-
-class TransientError(Exception):
-    """Base for errors that a later attempt may not hit (defaults to a network blip)."""
-
-    failure_class: FailureClass = FailureClass.TRANSIENT_NETWORK
-
-
-class PermanentError(Exception):
-    """Base for errors that every attempt will hit again (defaults to invalid input)."""
-
-    failure_class: FailureClass = FailureClass.PERMANENT_INVALID_INPUT
-
+from waybill.common.failures.taxonomy import FailureClass, is_retryable
 
 # PostgreSQL SQLSTATE classes (first two characters) -> failure class.
 # https://www.postgresql.org/docs/current/errcodes-appendix.html
@@ -205,3 +155,11 @@ def _classify_builtin(exc: BaseException) -> FailureClass | None:
     if isinstance(exc, ImportError | NotImplementedError | PermissionError):
         return FailureClass.CONFIGURATION
     return None
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether the retry loop should try ``exc``'s operation again: its class is retryable.
+
+    ``Exception``, not ``BaseException``: a cancelled task must stop, never be retried.
+    """
+    return isinstance(exc, Exception) and is_retryable(classify(exc))
