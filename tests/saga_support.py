@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
-
-from waybill.common.testing import Saga, Tenant, order_body
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import Saga, order_body
 
 SETTLED = {"paid", "payment_failed"}
 

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import Column, Integer, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import order_body
 
 from waybill.common import topics
 from waybill.common.consumer.retry import RetryPolicy
@@ -21,7 +23,7 @@ from waybill.common.contracts import orders as contract
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.schema import define_common_tables
 from waybill.common.registry import EventRegistry
-from waybill.common.testing import Infra, Tenant, order_body
+from waybill.devstack.testing import Infra
 
 metadata = MetaData()
 _, _, inbox = define_common_tables(metadata)

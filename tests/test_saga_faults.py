@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import Saga
 
-from waybill.common.testing import Infra, Saga, Tenant
+from waybill.devstack.testing import Infra
 
 from .saga_support import (
     SETTLED,

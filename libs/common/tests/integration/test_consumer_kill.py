@@ -14,8 +14,8 @@ from sqlalchemy import column, func, select, table
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from waybill.common.envelope import EventEnvelope
-from waybill.common.infra.process import ManagedProcess
-from waybill.common.testing import Infra
+from waybill.devstack.infra.process import ManagedProcess
+from waybill.devstack.testing import Infra
 
 SCRIPT = Path(__file__).with_name("consumer_process.py")
 effects = table("effects", column("event_id"), column("applied"))  # created by the script

@@ -30,7 +30,7 @@ from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.schema import define_common_tables
 from waybill.common.registry import EventRegistry
-from waybill.common.testing import Infra
+from waybill.devstack.testing import Infra
 
 pytestmark = pytest.mark.infra
 

@@ -11,8 +11,8 @@ import uvicorn
 from fastapi import APIRouter, Request
 
 from waybill.common.http.app import create_app
-from waybill.common.infra.postgres import free_port
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import free_port
 
 CHUNK = b"x" * 64 * 1024
 

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from waybill.common.testing import start_service
+from waybill.devstack.testing import start_service
 
 from .conftest import Tenant, order_body
 
@@ -16,8 +16,7 @@ async def test_an_unpaid_order_expires_and_its_stock_is_released(tenant: Tenant,
     short_lived = await asyncio.to_thread(
         start_service,
         infra,
-        "waybill.orders",
-        "WAYBILL_ORDERS_PORT",
+        "orders",
         extra_env={
             # Long enough that the reservation is still there when we look at the stock below,
             # even on a loaded machine (1 s was not, under a parallel CI run).

@@ -9,11 +9,13 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import order_body
 
 from waybill.common import topics
 from waybill.common.contracts.payments import PaymentCaptured, PaymentEvent, PaymentFailed
 from waybill.common.envelope import EventEnvelope
-from waybill.common.testing import Infra, Tenant, order_body
+from waybill.devstack.testing import Infra
 
 
 async def test_a_captured_payment_marks_the_order_paid_once(tenant: Tenant, infra: Infra):

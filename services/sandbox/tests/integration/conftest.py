@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from waybill.common.infra.postgres import free_port
-from waybill.common.testing import Infra, ServiceProcess, start_service
+from waybill.devstack.infra import free_port
+from waybill.devstack.testing import Infra, ServiceProcess, start_service
 
 API_KEY = "sk_test_sandbox_tests"
 WEBHOOK_SECRET = "whsec_sandbox_tests"  # noqa: S105 - a test secret
@@ -93,7 +93,7 @@ def sandbox(infra: Infra, receiver: WebhookReceiver) -> Iterator[ServiceProcess]
         "WAYBILL_PROVIDER_API_KEY": API_KEY,
         "WAYBILL_PROVIDER_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
-    service = start_service(infra, "waybill.sandbox", "WAYBILL_SANDBOX_PORT", extra_env=env)
+    service = start_service(infra, "sandbox", extra_env=env)
     yield service
     service.stop()
 

@@ -8,7 +8,7 @@ import hmac
 
 import httpx
 
-from waybill.common.testing import ServiceProcess
+from waybill.devstack.testing import ServiceProcess
 
 WEBHOOK_SECRET = "whsec_sandbox_tests"  # noqa: S105 - the one conftest gives the sandbox
 

@@ -22,8 +22,8 @@ from rich.table import Table
 
 from waybill.cli.stack import SERVICES, Stack
 from waybill.cli.state import StateDir
-from waybill.common.infra.postgres import free_port
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import free_port
 
 SERVICE_TARGET_MIB = 150
 

@@ -53,9 +53,9 @@ from waybill.cli.load import (
 )
 from waybill.cli.stack import SERVICES, ServiceSpec, Stack
 from waybill.cli.state import StateDir
-from waybill.common.infra.kafka import KAFKA_VERSION
-from waybill.common.infra.postgres import free_port
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import free_port
+from waybill.devstack.infra.kafka import KAFKA_VERSION
 
 DRAIN_S = 5.0
 P99_TARGET_MS = 250.0

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from waybill.cli.state import ProcessRecord, StackStatus, StateDir, UpRecord
 from waybill.cli.supervisor import SupervisedService, is_ready
 from waybill.common import ports, topics
-from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres
-from waybill.common.infra.kafka import ensure_topics
-from waybill.common.infra.postgres import create_databases
+from waybill.common.db import create_databases
 from waybill.common.settings import AUTH_DATABASE, WaybillSettings, service_database
+from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres
+from waybill.devstack.infra.kafka import ensure_topics
 
 Progress = Callable[[str], None]
 

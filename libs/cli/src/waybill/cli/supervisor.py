@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import structlog
 
-from waybill.common.infra import ManagedProcess
+from waybill.devstack.infra import ManagedProcess
 
 log = structlog.get_logger("waybill.cli.supervisor")
 
