@@ -19,7 +19,6 @@ from typing import Any, TypeVar, cast
 
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception_type,
@@ -55,14 +54,13 @@ def _policy(
 
 
 def _timed_out(error: RetryError, what: str, timeout_s: float) -> AssertionError:
-    state: RetryCallState = error.last_attempt.retry_state  # type: ignore[attr-defined]
     attempt = error.last_attempt
     if attempt.failed:
         last = f"last error: {attempt.exception()!r}"
     else:
         last = f"last value: {attempt.result()!r}"
     return AssertionError(
-        f"{what} did not happen within {timeout_s:g}s ({state.attempt_number} attempts); {last}"
+        f"{what} did not happen within {timeout_s:g}s ({attempt.attempt_number} attempts); {last}"
     )
 
 
