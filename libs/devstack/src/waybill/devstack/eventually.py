@@ -14,6 +14,7 @@ that cannot await (sync fixtures, tests that drive the ``waybill`` CLI).
 from __future__ import annotations
 
 import inspect
+import reprlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -28,6 +29,9 @@ from tenacity import (
 )
 
 T = TypeVar("T")
+
+# The last value goes into the failure message: enough of it to read, never a whole topic.
+_short = reprlib.Repr(maxstring=200, maxother=200, maxlist=10, maxdict=10)
 
 Probe = Callable[[], T | Awaitable[T]]
 
@@ -58,7 +62,7 @@ def _timed_out(error: RetryError, what: str, timeout_s: float) -> AssertionError
     if attempt.failed:
         last = f"last error: {attempt.exception()!r}"
     else:
-        last = f"last value: {attempt.result()!r}"
+        last = f"last value: {_short.repr(attempt.result())}"
     return AssertionError(
         f"{what} did not happen within {timeout_s:g}s ({attempt.attempt_number} attempts); {last}"
     )
