@@ -31,7 +31,9 @@ from tenacity import (
 T = TypeVar("T")
 
 # The last value goes into the failure message: enough of it to read, never a whole topic.
-_short = reprlib.Repr(maxstring=200, maxother=200, maxlist=10, maxdict=10)
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 200
+_short.maxlist = _short.maxdict = 10
 
 Probe = Callable[[], T | Awaitable[T]]
 
