@@ -24,10 +24,10 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from waybill.cli.stack import SERVICES
-from waybill.cli.state import StateDir, UpRecord
+from waybill.cli.stack.state import StateDir, UpRecord
 from waybill.common import topics
 from waybill.devstack.testing import eventually_sync
+from waybill.devstack.topology import SERVICES
 
 pytestmark = pytest.mark.infra
 

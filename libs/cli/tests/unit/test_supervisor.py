@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from waybill.cli.supervisor import RestartPolicy, SupervisedService, Supervisor
+from waybill.cli.stack.supervisor import RestartPolicy, SupervisedService, Supervisor
 from waybill.devstack.testing import eventually_sync
 
 

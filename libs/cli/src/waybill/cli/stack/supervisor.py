@@ -17,7 +17,7 @@ import structlog
 
 from waybill.devstack.infra import ManagedProcess
 
-log = structlog.get_logger("waybill.cli.supervisor")
+log = structlog.get_logger("waybill.cli.stack.supervisor")
 
 READY_PATH = "/health/ready"
 

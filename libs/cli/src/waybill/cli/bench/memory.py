@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from waybill.cli.stack import SERVICES, Stack
-from waybill.cli.state import StateDir
+from waybill.cli.stack.lifecycle import Stack
+from waybill.cli.stack.state import StateDir
 from waybill.common.settings import WaybillSettings
 from waybill.devstack.infra import free_port
+from waybill.devstack.topology import SERVICES
 
 SERVICE_TARGET_MIB = 150
 
