@@ -72,3 +72,10 @@ def test_the_blocking_variant_has_the_same_contract():
     assert eventually_sync(lambda: next(counter), until=lambda n: n == 2, interval_s=0.001) == 2
     with pytest.raises(AssertionError, match="last value: 0"):
         eventually_sync(lambda: 0, timeout_s=0.1, interval_s=0.02)
+
+
+async def test_a_large_last_value_is_shortened_in_the_message():
+    with pytest.raises(AssertionError) as failure:
+        await eventually(lambda: list(range(10_000)), until=lambda _: False, timeout_s=0.05)
+
+    assert len(str(failure.value)) < 300

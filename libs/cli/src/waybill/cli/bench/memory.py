@@ -61,13 +61,7 @@ def run(json_path: Path | None, console: Console, idle_s: float = 20.0) -> dict[
     peaks: dict[str, float] = {}
     try:
         with console.status("starting the stack") as status:
-            stack.start_postgres(status.update)
-            stack.start_kafka(status.update)
-            stack.create_databases(status.update)
-            stack.create_topics(status.update)
-            stack.ensure_auth_schema(status.update)
-            stack.start_services()
-            stack.wait_services_ready(status.update)
+            stack.start(status.update)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("idling, sampling RSS", total=idle_s)
             started = time.monotonic()

@@ -286,13 +286,7 @@ def _stack(console: Console) -> Any:
     stack = Stack(settings, state, specs=specs, environ=environ)
     try:
         with console.status("starting the stack") as status:
-            stack.start_postgres(status.update)
-            stack.start_kafka(status.update)
-            stack.create_databases(status.update)
-            stack.create_topics(status.update)
-            stack.ensure_auth_schema(status.update)
-            stack.start_services()
-            stack.wait_services_ready(status.update)
+            stack.start(status.update)
         console.print(
             "stack: " + ", ".join(f"{name} pid {pid}" for name, pid in stack_pids(stack).items())
         )

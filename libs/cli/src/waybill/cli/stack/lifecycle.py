@@ -56,6 +56,16 @@ class Stack:
         self.server_url = settings.server_url
         self.bootstrap_servers = settings.bootstrap_servers
 
+    def start(self, progress: Progress) -> None:
+        """Every step in order, for callers without a per-step display (the benchmarks)."""
+        self.start_postgres(progress)
+        self.start_kafka(progress)
+        self.create_databases(progress)
+        self.create_topics(progress)
+        self.ensure_auth_schema(progress)
+        self.start_services()
+        self.wait_services_ready(progress)
+
     # -- infrastructure ------------------------------------------------------------------
 
     def start_postgres(self, progress: Progress) -> str:
