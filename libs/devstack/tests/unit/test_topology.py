@@ -46,7 +46,9 @@ def test_a_new_service_is_one_entry_with_its_database_port_setting_and_links():
 
     assert shipping.port_env == "WAYBILL_SHIPPING_PORT"
     assert shipping.databases == ("waybill_shipping",)
-    assert link_env([*SERVICES, shipping], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
+    assert (
+        link_env([*SERVICES, shipping], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
+    )
 
 
 def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services():
@@ -55,13 +57,11 @@ def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services
     instances = orders.instances({})
 
     assert [i.name for i in instances] == ["orders", "orders-2", "orders-3"]
-    assert [i.port for i in instances] == [
-        ports.ORDERS + k * REPLICA_PORT_STEP for k in range(3)
-    ]
+    assert [i.port for i in instances] == [ports.ORDERS + k * REPLICA_PORT_STEP for k in range(3)]
     taken = {*ports.SERVICE_PORTS.values(), ports.SANDBOX, ports.SANDBOX_SMTP}
     assert not {i.port for i in instances[1:]} & taken
 
 
 def test_an_unknown_service_is_named_with_the_ones_there_are():
-    with pytest.raises(KeyError, match="shipping.*sandbox, orders, payments"):
+    with pytest.raises(KeyError, match=r"shipping.*sandbox, orders, payments"):
         service("shipping")
