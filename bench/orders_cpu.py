@@ -1,7 +1,7 @@
 """CPU cost of the orders service's two hot paths, each measured in isolation.
 
-    .venv/bin/python bench/orders_cpu.py place    [--count 1500] [--concurrency 16]
-    .venv/bin/python bench/orders_cpu.py consume  [--count 600]  [--rate 50]
+    .venv/bin/python -m bench.orders_cpu place    [--count 1500] [--concurrency 16]
+    .venv/bin/python -m bench.orders_cpu consume  [--count 600]  [--rate 50]
 
 Starts embedded PostgreSQL and Kafka and one orders process (real HTTP, real broker), then
 - ``place``: POST /orders at a fixed concurrency after a warm-up; reports requests/s and the
@@ -29,16 +29,17 @@ from pathlib import Path
 import httpx
 import psutil
 from aiokafka import AIOKafkaProducer
+from tests.saga_stack import order_body
 
 from waybill.common import topics
 from waybill.common.auth import ensure_auth_schema, issue_key
 from waybill.common.contracts.payments import PaymentCaptured
+from waybill.common.db import create_databases
 from waybill.common.envelope import EventEnvelope
-from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres
-from waybill.common.infra.kafka import ensure_topics
-from waybill.common.infra.postgres import create_databases, free_port
 from waybill.common.settings import AUTH_DATABASE
-from waybill.common.testing import Infra, ServiceProcess, order_body, start_service
+from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres, free_port
+from waybill.devstack.infra.kafka import ensure_topics
+from waybill.devstack.testing import Infra, ServiceProcess, start_service
 
 WARM_UP = 300
 
@@ -57,7 +58,7 @@ def orders_process(extra_env: dict[str, str]) -> Iterator[tuple[Infra, ServicePr
         infra = Infra(server_url=postgres.url, bootstrap_servers=kafka.bootstrap_servers, root=root)
         create_databases(postgres.url, [AUTH_DATABASE])
         asyncio.run(ensure_auth_schema(infra.settings()))
-        service = start_service(infra, "waybill.orders", "WAYBILL_ORDERS_PORT", extra_env=extra_env)
+        service = start_service(infra, "orders", extra_env=extra_env)
         yield infra, service
     finally:
         if service is not None:

@@ -6,13 +6,14 @@ exactly once.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import order_body
 
 from waybill.common import topics
 from waybill.common.backoff import Backoff, RetryPolicy
@@ -21,7 +22,7 @@ from waybill.common.contracts import orders as contract
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.schema import define_common_tables
 from waybill.common.registry import EventRegistry
-from waybill.common.testing import Infra, Tenant, order_body
+from waybill.devstack.testing import Infra, eventually
 
 metadata = MetaData()
 _, _, inbox = define_common_tables(metadata)
@@ -94,13 +95,15 @@ async def _place(tenant: Tenant, count: int) -> list[str]:
 
 
 async def _wait_until_applied(engine, wanted: set[str], timeout_s: float) -> dict[str, int]:
-    deadline = time.monotonic() + timeout_s
-    times: dict[str, int] = {}
-    while time.monotonic() < deadline:
+    async def times() -> dict[str, int]:
         async with engine.connect() as conn:
             rows = (await conn.execute(select(applied.c.order_id, applied.c.times))).all()
-        times = {r.order_id: r.times for r in rows}
-        if wanted <= times.keys():
-            return times
-        await asyncio.sleep(0.3)
-    return times
+        return {r.order_id: r.times for r in rows}
+
+    return await eventually(
+        times,
+        until=lambda seen: wanted <= seen.keys(),
+        timeout_s=timeout_s,
+        interval_s=0.3,
+        what=f"{len(wanted)} orders applied by the consumer",
+    )

@@ -24,9 +24,10 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from waybill.cli.stack import SERVICES
-from waybill.cli.state import StateDir, UpRecord
+from waybill.cli.stack.state import StateDir, UpRecord
 from waybill.common import topics
+from waybill.devstack.testing import eventually_sync
+from waybill.devstack.topology import SERVICES
 
 pytestmark = pytest.mark.infra
 
@@ -54,13 +55,7 @@ def _free_port(*, with_next: bool = False) -> int:
 
 
 def _wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    return eventually_sync(condition, timeout_s=timeout_s, interval_s=0.2, what=what)
 
 
 def _alive(pid: int) -> bool:

@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import Saga
 
-from waybill.common.testing import Infra, Saga, Tenant
+from waybill.devstack.testing import Infra, eventually
 
 from .saga_support import (
     SETTLED,
@@ -153,14 +155,11 @@ async def _charges_started(saga: Saga) -> int:
 
 
 async def _wait_for(probe, done, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        try:
-            value = await probe()
-        except httpx.HTTPError:
-            value = None
-        if value is not None and done(value):
-            return value
-        await asyncio.sleep(0.2)
-    return value
+    """``probe`` until ``done``; a service restarting in between answers nothing (not yet)."""
+    return await eventually(
+        probe,
+        until=lambda value: value is not None and done(value),
+        timeout_s=timeout_s,
+        interval_s=0.2,
+        ignoring=(httpx.HTTPError,),
+    )

@@ -9,19 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from waybill.cli.load import (
-    DROPPED,
-    Latency,
-    LoadOptions,
-    Outcome,
-    Placement,
-    arrival_offsets,
-    assign_kinds,
-    outcome_from_events,
-    parse_mix,
-    percentile,
-    summarise,
-)
+from waybill.cli.load.client import Placement
+from waybill.cli.load.outcomes import Outcome, outcome_from_events
+from waybill.cli.load.schedule import DROPPED, LoadOptions, arrival_offsets, assign_kinds, parse_mix
+from waybill.cli.load.stats import Latency, percentile, summarise
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from waybill.cli.bench_saga import (
+from waybill.cli.bench.saga import (
     CpuSample,
     Step,
     cpu_share,
@@ -14,7 +14,7 @@ from waybill.cli.bench_saga import (
     parse_steps,
     score_step,
 )
-from waybill.cli.load import Outcome
+from waybill.cli.load.outcomes import Outcome
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

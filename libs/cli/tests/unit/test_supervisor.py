@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from waybill.cli.supervisor import RestartPolicy, SupervisedService, Supervisor
+from waybill.cli.stack.supervisor import RestartPolicy, SupervisedService, Supervisor
+from waybill.devstack.testing import eventually_sync
 
 
 def test_restart_delay_doubles_from_half_a_second_and_is_capped_at_thirty() -> None:
@@ -34,10 +34,12 @@ def _crashing_service(tmp_path: Path) -> SupervisedService:
 
 
 def _wait_exited(service: SupervisedService) -> None:
-    deadline = time.monotonic() + 30
-    while service.exit_code() is None:
-        assert time.monotonic() < deadline, "the crashing process did not exit"
-        time.sleep(0.01)
+    eventually_sync(
+        lambda: service.exit_code() is not None,
+        timeout_s=30,
+        interval_s=0.01,
+        what="the crashing process exiting",
+    )
 
 
 def test_a_crashing_service_is_restarted_only_after_its_backoff(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from sqlalchemy import column, func, select, table
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from waybill.common.envelope import EventEnvelope
-from waybill.common.infra.process import ManagedProcess
-from waybill.common.testing import Infra
+from waybill.devstack.infra.process import ManagedProcess
+from waybill.devstack.testing import Infra, eventually
 
 SCRIPT = Path(__file__).with_name("consumer_process.py")
 effects = table("effects", column("event_id"), column("applied"))  # created by the script
@@ -86,15 +86,17 @@ async def _produce(bootstrap: str, topic: str, count: int) -> list[uuid.UUID]:
 
 
 async def _wait_applied(engine, effects, *, at_least: int, timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    applied = 0
-    while time.monotonic() < deadline:
+
+    async def applied() -> int:
         try:
             async with engine.connect() as conn:
-                applied = int(await conn.scalar(select(func.count()).select_from(effects)) or 0)
+                return int(await conn.scalar(select(func.count()).select_from(effects)) or 0)
         except Exception:  # the table appears when the consumer process has started
-            applied = 0
-        if applied >= at_least:
-            return applied
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"only {applied} of {at_least} applied in {timeout_s}s")
+            return 0
+
+    return await eventually(
+        applied,
+        until=lambda count: count >= at_least,
+        timeout_s=timeout_s,
+        what=f"{at_least} effects applied",
+    )

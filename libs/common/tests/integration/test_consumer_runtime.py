@@ -30,7 +30,7 @@ from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.schema import define_common_tables
 from waybill.common.failures import FailureClass, PermanentError, TransientError
 from waybill.common.registry import EventRegistry
-from waybill.common.testing import Infra
+from waybill.devstack.testing import Infra, eventually
 
 pytestmark = pytest.mark.infra
 
@@ -132,14 +132,6 @@ async def produce(infra: Infra, topic: str, records: list[tuple[bytes, bytes, An
         await producer.stop()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        await asyncio.sleep(0.1)
-
-
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -195,7 +187,7 @@ async def test_a_record_delivered_twice_is_applied_once(harness: Harness) -> Non
     consumer = harness.consumer()
     await consumer.start()
     try:
-        await eventually(lambda: _has(harness, {twice.id, other.id}))
+        await eventually(lambda: _has(harness, {twice.id, other.id}), timeout_s=30)
         await produce(harness.infra, harness.topic, [twice.to_kafka()])
         labels = {
             "service": "probe-service",
@@ -203,7 +195,7 @@ async def test_a_record_delivered_twice_is_applied_once(harness: Harness) -> Non
             "topic": harness.topic,
             "outcome": "duplicate",
         }
-        await eventually(_sample_reaches("waybill_consumer_records_total", labels, 2))
+        await eventually(_sample_reaches("waybill_consumer_records_total", labels, 2), timeout_s=30)
     finally:
         await consumer.stop()
     assert await harness.applied() == {twice.id: 1, other.id: 1}
@@ -223,7 +215,7 @@ async def test_poison_records_are_dead_lettered_and_their_partition_moves_on(
     consumer = harness.consumer()
     await consumer.start()
     try:
-        await eventually(lambda: _has(harness, {before.id, after.id}))
+        await eventually(lambda: _has(harness, {before.id, after.id}), timeout_s=30)
         dead = await read_topic(harness.infra, harness.dlq_topic, count=3)
     finally:
         await consumer.stop()
@@ -260,7 +252,7 @@ async def test_a_transient_failure_is_retried_until_it_succeeds_and_applied_once
     consumer = harness.consumer()
     await consumer.start()
     try:
-        await eventually(lambda: _has(harness, {flaky.id}))
+        await eventually(lambda: _has(harness, {flaky.id}), timeout_s=30)
     finally:
         await consumer.stop()
     assert harness.calls[flaky.id] == 3
@@ -279,8 +271,8 @@ async def test_every_event_is_applied_exactly_once_across_a_broker_restart(
     await consumer.start()
     producer_task = asyncio.create_task(_produce_steadily(infra, harness.topic, total, acked))
     try:
-        await eventually(lambda: _as_true(len(acked) >= restart_after))
-        await eventually(lambda: _applied_at_least(harness, 1))  # consuming has begun
+        await eventually(lambda: _as_true(len(acked) >= restart_after), timeout_s=30)
+        await eventually(lambda: _applied_at_least(harness, 1), timeout_s=30)  # consuming has begun
         await asyncio.to_thread(infra.stop_kafka)
         await asyncio.to_thread(infra.start_kafka)
         await asyncio.wait_for(producer_task, timeout=120)

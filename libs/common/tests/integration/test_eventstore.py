@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from waybill.common.eventstore import (
     define_common_tables,
     retry_on_conflict,
 )
+from waybill.devstack.testing import eventually
 
 FAST = Backoff(base_s=0.001, max_s=0.01)
 
@@ -77,13 +77,17 @@ async def wait_until_blocked_on_a_lock(db: Db, deadline_s: float = 10.0) -> None
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
-    deadline = time.monotonic() + deadline_s
     async with db.engine.connect() as conn:
-        while time.monotonic() < deadline:
-            if (await conn.exec_driver_sql(query)).scalar_one() > 0:
-                return
-            await asyncio.sleep(0.02)
-    raise AssertionError("the second append never blocked on the first one's row")
+
+        async def blocked() -> bool:
+            return bool((await conn.exec_driver_sql(query)).scalar_one() > 0)
+
+        await eventually(
+            blocked,
+            timeout_s=deadline_s,
+            interval_s=0.02,
+            what="the second append blocking on the first one's row",
+        )
 
 
 async def test_two_concurrent_appends_at_one_expected_version_yield_exactly_one_winner(db):

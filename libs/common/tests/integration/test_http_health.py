@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from waybill.common.http.app import create_app
 from waybill.common.http.health import broker_check, database_check, readiness
-from waybill.common.infra.postgres import free_port
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import free_port
 
 
 def _client(infra, checks: Mapping[str, Callable[[], Awaitable[None]]]) -> httpx.AsyncClient:

@@ -11,8 +11,9 @@ import uvicorn
 from fastapi import APIRouter, Request
 
 from waybill.common.http.app import create_app
-from waybill.common.infra.postgres import free_port
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import free_port
+from waybill.devstack.testing import eventually
 
 CHUNK = b"x" * 64 * 1024
 
@@ -36,9 +37,8 @@ async def server() -> AsyncIterator[tuple[int, list[Any]]]:
     uv = uvicorn.Server(config)
     task = asyncio.create_task(uv.serve())
     try:
-        async with asyncio.timeout(10):
-            while not uv.started:  # noqa: ASYNC110 -- uvicorn exposes only a flag
-                await asyncio.sleep(0.02)
+        # uvicorn exposes only a flag, no event to await
+        await eventually(lambda: uv.started, timeout_s=10, interval_s=0.02, what="uvicorn up")
         yield port, written
     finally:
         uv.should_exit = True

@@ -7,10 +7,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from waybill.common.db import create_engine
 from waybill.common.eventstore import EventStore, NewEvent, RecordedEvent, define_common_tables
 from waybill.common.outbox import DEFAULT_LOCK_KEY, OutboxRelay
+from waybill.devstack.testing import eventually
 
 
 @dataclass
@@ -129,13 +129,21 @@ async def read_topic(
     await consumer.start()
     records: list[Any] = []
     try:
-        deadline = time.monotonic() + timeout_s
-        while not until(records):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met; {len(records)} records on the topic")
+
+        async def read_more() -> list[Any]:
             batches = await consumer.getmany(timeout_ms=200)
             records.extend(r for batch in batches.values() for r in batch)
-        return records
+            return records
+
+        if until(records):
+            return records
+        return await eventually(
+            read_more,
+            until=until,
+            timeout_s=timeout_s,
+            interval_s=0,
+            what=f"the records wanted on {outbox.topic}",
+        )
     finally:
         await consumer.stop()
 
@@ -151,14 +159,6 @@ def ids_of(records: list[Any]) -> set[str]:
 def contains(*event_ids: uuid.UUID) -> Callable[[list[Any]], bool]:
     wanted = {str(e) for e in event_ids}
     return lambda records: wanted <= ids_of(records)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.02)
 
 
 async def outbox_id(conn: Any, event_id: uuid.UUID) -> int:
@@ -211,14 +211,18 @@ async def test_relay_killed_mid_batch_loses_nothing_after_restart(outbox, tmp_pa
     total = len(appended)
 
     first = outbox.start_relay(tmp_path / "relay-1.log", batch_size=200)
-    await eventually(lambda: _below(outbox, total), "the relay's first batch")
+    await eventually(
+        lambda: _below(outbox, total), what="the relay's first batch", timeout_s=30, interval_s=0.02
+    )
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     left = await outbox.backlog()
     assert 0 < left < total, "the relay must be killed while work remains"
 
     outbox.start_relay(tmp_path / "relay-2.log", batch_size=200)
-    await eventually(lambda: _below(outbox, 1), "the outbox drained", timeout_s=60)
+    await eventually(
+        lambda: _below(outbox, 1), what="the outbox drained", timeout_s=60, interval_s=0.02
+    )
     wanted = {str(e.event_id) for e in appended}
     records = await read_topic(outbox, lambda rs: wanted <= ids_of(rs), timeout_s=60)
     assert ids_of(records) == wanted
@@ -262,13 +266,15 @@ async def test_second_relay_stays_idle_until_the_leader_dies_then_takes_over(out
     async def first_leads() -> bool:
         return (await leader_locks(outbox)).get(first.pid) is True
 
-    await eventually(first_leads, "relay 1 leads")
+    await eventually(first_leads, what="relay 1 leads", timeout_s=30, interval_s=0.02)
     second = outbox.start_relay(log_2)
 
     async def second_waits() -> bool:
         return (await leader_locks(outbox)).get(second.pid) is False
 
-    await eventually(second_waits, "relay 2 waits for the leader lock")
+    await eventually(
+        second_waits, what="relay 2 waits for the leader lock", timeout_s=30, interval_s=0.02
+    )
 
     before = [e for _ in range(5) for e in await outbox.append(f"order-{uuid.uuid4()}", 0)]
     await read_topic(outbox, contains(*(e.event_id for e in before)))

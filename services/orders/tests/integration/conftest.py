@@ -1,5 +1,6 @@
-"""Fixtures come from the waybill.common.testing plugin: ``orders_service``, ``tenant``."""
+"""Fixtures come from the root plugins: ``orders_service`` and ``tenant`` (tests/saga_stack.py)."""
 
-from waybill.common.testing import Tenant, order_body
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import order_body
 
 __all__ = ["Tenant", "order_body"]

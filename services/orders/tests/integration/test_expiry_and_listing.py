@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
-from waybill.common.testing import start_service
+from waybill.devstack.testing import eventually, start_service
 
 from .conftest import Tenant, order_body
 
@@ -16,8 +15,7 @@ async def test_an_unpaid_order_expires_and_its_stock_is_released(tenant: Tenant,
     short_lived = await asyncio.to_thread(
         start_service,
         infra,
-        "waybill.orders",
-        "WAYBILL_ORDERS_PORT",
+        "orders",
         extra_env={
             # Long enough that the reservation is still there when we look at the stock below,
             # even on a loaded machine (1 s was not, under a parallel CI run).
@@ -66,11 +64,13 @@ async def test_orders_list_pages_through_every_order_once(tenant: Tenant):
 
 
 async def _wait_for_status(tenant: Tenant, order_id: str, wanted: str, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    status = ""
-    while time.monotonic() < deadline:
-        status = (await tenant.service.get(f"/orders/{order_id}")).json()["status"]
-        if status == wanted:
-            return status
-        await asyncio.sleep(0.2)
-    return status
+    async def status() -> str:
+        return (await tenant.service.get(f"/orders/{order_id}")).json()["status"]  # type: ignore[no-any-return]
+
+    return await eventually(
+        status,
+        until=lambda current: current == wanted,
+        timeout_s=timeout_s,
+        interval_s=0.2,
+        what=f"order {order_id} {wanted}",
+    )

@@ -9,7 +9,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer
 
 from waybill.common import topics
-from waybill.common.testing import new_tenant
+from waybill.devstack.testing import new_tenant
 
 from .conftest import Tenant, order_body
 

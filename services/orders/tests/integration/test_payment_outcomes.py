@@ -3,17 +3,17 @@ payment_failed (stock released), a redelivered outcome changes nothing the secon
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import order_body
 
 from waybill.common import topics
 from waybill.common.contracts.payments import PaymentCaptured, PaymentEvent, PaymentFailed
 from waybill.common.envelope import EventEnvelope
-from waybill.common.testing import Infra, Tenant, order_body
+from waybill.devstack.testing import Infra, eventually
 
 
 async def test_a_captured_payment_marks_the_order_paid_once(tenant: Tenant, infra: Infra):
@@ -102,14 +102,15 @@ async def _publish(infra: Infra, *envelopes: EventEnvelope) -> None:
 
 
 async def _wait_status(tenant: Tenant, order_id: str, wanted: str, timeout_s: float = 60) -> str:
-    deadline = time.monotonic() + timeout_s
-    status = ""
-    while time.monotonic() < deadline:
-        status = (await tenant.service.get(f"/orders/{order_id}")).json()["status"]
-        if status == wanted:
-            break
-        await asyncio.sleep(0.1)
-    return status
+    async def status() -> str:
+        return (await tenant.service.get(f"/orders/{order_id}")).json()["status"]  # type: ignore[no-any-return]
+
+    return await eventually(
+        status,
+        until=lambda current: current == wanted,
+        timeout_s=timeout_s,
+        what=f"order {order_id} {wanted}",
+    )
 
 
 async def _wait_consumed(infra: Infra, order_id: str, timeout_s: float = 60) -> None:
@@ -121,16 +122,22 @@ async def _wait_consumed(infra: Infra, order_id: str, timeout_s: float = 60) -> 
     try:
         partitions = await producer.partitions_for(topics.PAYMENTS_EVENTS)
         tps = [TopicPartition(topics.PAYMENTS_EVENTS, p) for p in partitions]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        async def behind() -> dict:
+            """Partitions where the group's committed position is short of the end offset."""
             ends = await _end_offsets(infra, tps)
             committed = await admin.list_consumer_group_offsets("orders", partitions=tps)
             # A partition the group never had a record from has no commit: position 0.
             done = {tp: max(committed[tp].offset, 0) if tp in committed else 0 for tp in tps}
-            if all(done[tp] >= ends[tp] for tp in tps):
-                return
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"orders consumer behind for {order_id}: {done} < {ends}")
+            return {tp: (done[tp], ends[tp]) for tp in tps if done[tp] < ends[tp]}
+
+        await eventually(
+            behind,
+            until=lambda lagging: not lagging,
+            timeout_s=timeout_s,
+            interval_s=0.2,
+            what=f"orders consumer caught up for {order_id} (committed, end)",
+        )
     finally:
         await producer.stop()
         await admin.close()

@@ -1,36 +1,20 @@
 """Fixtures for the payments tests: the ``saga`` processes (orders + payments + sandbox, from
-the waybill.common.testing plugin), a fresh tenant with clients on orders and payments, and
+tests/saga_stack.py), a fresh tenant with clients on orders and payments, and
 the sandbox with its fault knobs reset after every test."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
+from tests.saga_stack import OrdersTenant as Tenant
+from tests.saga_stack import Saga, order_body, orders_tenant
 
-from waybill.common.testing import Saga, Tenant, new_tenant, order_body
-
-T = TypeVar("T")
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 20, what: str = "condition"
-) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
+from waybill.devstack.testing import eventually
 
 
 @dataclass
@@ -63,7 +47,9 @@ class Shop:
             payment = await self.payment_of(order_id)
             return payment if payment is not None and payment["status"] == status else None
 
-        return await wait_for(probe, timeout_s=timeout_s, what=f"payment of {order_id} {status}")
+        return await eventually(
+            probe, timeout_s=timeout_s, interval_s=0.05, what=f"payment of {order_id} {status}"
+        )
 
     async def ledger(self, order_id: str) -> dict[str, list[dict[str, Any]]]:
         response = await self.sandbox.get(
@@ -79,7 +65,7 @@ class Shop:
 
 @pytest.fixture
 async def shop(infra, saga: Saga) -> AsyncIterator[Shop]:
-    tenant = await new_tenant(infra, saga.orders.url)
+    tenant = await orders_tenant(infra, saga.orders.url)
     payments = httpx.AsyncClient(base_url=saga.payments.url, headers=tenant.service.headers)
     admin = httpx.AsyncClient(base_url=saga.payments.url, headers=tenant.admin.headers)
     sandbox = saga.sandbox_client()

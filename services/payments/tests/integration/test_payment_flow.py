@@ -39,7 +39,7 @@ async def test_each_payment_method_token_reaches_its_final_status_with_one_charg
 
 
 async def test_a_payment_is_read_by_id_in_its_tenant_only(shop: Shop, infra, saga):
-    from waybill.common.testing import new_tenant
+    from waybill.devstack.testing import new_tenant
 
     order = await shop.place("pm_card_ok")
     payment = await shop.settled(order["id"], "captured")

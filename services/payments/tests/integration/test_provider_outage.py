@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from .conftest import Shop, wait_for
+from waybill.devstack.testing import eventually
+
+from .conftest import Shop
 
 BREAKER = re.compile(
     r'^waybill_circuit_breaker_state\{[^}]*dependency="sandbox"[^}]*\} (\S+)$', re.M
@@ -21,7 +23,7 @@ async def test_payments_wait_out_a_provider_outage_and_settle_once_it_returns(sh
     await shop.faults(error_rate=1)
     order = await shop.place("pm_card_ok")
 
-    await wait_for(lambda: _is(breaker_state, 2.0), what="the provider breaker to open")
+    await eventually(lambda: _is(breaker_state, 2.0), what="the provider breaker to open")
     waiting = await shop.payment_of(order["id"])
     assert waiting is not None
     assert waiting["status"] == "pending"  # an outage never fails a payment
@@ -31,7 +33,7 @@ async def test_payments_wait_out_a_provider_outage_and_settle_once_it_returns(sh
 
     assert len((await shop.ledger(order["id"]))["charges"]) == 1
     assert payment["failure_code"] is None
-    await wait_for(lambda: _is(breaker_state, 0.0), what="the provider breaker to close")
+    await eventually(lambda: _is(breaker_state, 0.0), what="the provider breaker to close")
 
 
 async def _is(probe, value: float) -> bool:

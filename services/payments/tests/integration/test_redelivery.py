@@ -9,9 +9,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from waybill.common import topics
+from waybill.devstack.testing import eventually
 from waybill.payments.consumers import GROUP
 
-from .conftest import Shop, wait_for
+from .conftest import Shop
 
 
 async def find_record(bootstrap: str, topic: str, key: bytes, event_type: bytes):
@@ -30,7 +31,7 @@ async def find_record(bootstrap: str, topic: str, key: bytes, event_type: bytes)
                         return record
             return None
 
-        return await wait_for(probe, what="the order.placed record")
+        return await eventually(probe, what="the order.placed record")
     finally:
         await consumer.stop()
 
@@ -69,7 +70,7 @@ async def test_order_placed_delivered_twice_charges_once(shop: Shop, infra):
     finally:
         await producer.stop()
     tp = TopicPartition(last.topic, last.partition)
-    await wait_for(
+    await eventually(
         lambda: consumed_past(infra.bootstrap_servers, tp, last.offset),
         what="payments to consume both copies",
     )

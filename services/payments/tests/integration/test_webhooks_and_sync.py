@@ -6,9 +6,10 @@ import json
 import time
 
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.testing import eventually
 from waybill.payments import signature
 
-from .conftest import Shop, wait_for
+from .conftest import Shop
 
 SECRET = WaybillSettings().provider_webhook_secret  # what the saga's sandbox and payments use
 
@@ -48,7 +49,7 @@ async def test_a_duplicated_webhook_has_one_effect(shop: Shop):
         delivered = [d for e in events for d in e["deliveries"] if d["status"] == "delivered"]
         return events if len(delivered) >= 2 else None
 
-    events = await wait_for(both_copies_delivered, what="the duplicated webhook delivered")
+    events = await eventually(both_copies_delivered, what="the duplicated webhook delivered")
     assert len({e["id"] for e in events}) == 1  # one provider event, sent twice
     after = await shop.payment_of(order["id"])
     assert after is not None

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +18,8 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from waybill.common.infra.postgres import free_port
-from waybill.common.testing import Infra, ServiceProcess, start_service
+from waybill.devstack.infra import free_port
+from waybill.devstack.testing import Infra, ServiceProcess, eventually, start_service
 
 API_KEY = "sk_test_sandbox_tests"
 WEBHOOK_SECRET = "whsec_sandbox_tests"  # noqa: S105 - a test secret
@@ -77,8 +76,8 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to await
-        await asyncio.sleep(0.01)
+    # uvicorn offers no event to await, only a flag
+    await eventually(lambda: server.started, timeout_s=10, interval_s=0.01, what="receiver up")
     yield app
     server.should_exit = True
     await task
@@ -93,7 +92,7 @@ def sandbox(infra: Infra, receiver: WebhookReceiver) -> Iterator[ServiceProcess]
         "WAYBILL_PROVIDER_API_KEY": API_KEY,
         "WAYBILL_PROVIDER_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
-    service = start_service(infra, "waybill.sandbox", "WAYBILL_SANDBOX_PORT", extra_env=env)
+    service = start_service(infra, "sandbox", extra_env=env)
     yield service
     service.stop()
 
@@ -153,19 +152,6 @@ class SandboxApi:
         response = await self.http.get(f"/v1/payment_intents/{intent_id}")
         assert response.status_code == 200, response.text
         return response.json()["status"]  # type: ignore[no-any-return]
-
-    @staticmethod
-    async def wait_for(
-        probe: Callable[[], Awaitable[Any]], timeout_s: float = 10.0, what: str = "condition"
-    ) -> Any:
-        """Poll ``probe`` until it returns something truthy, or fail after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            result = await probe()
-            if result:
-                return result
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

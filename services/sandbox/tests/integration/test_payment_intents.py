@@ -8,7 +8,7 @@ import hmac
 
 import httpx
 
-from waybill.common.testing import ServiceProcess
+from waybill.devstack.testing import ServiceProcess, eventually
 
 WEBHOOK_SECRET = "whsec_sandbox_tests"  # noqa: S105 - the one conftest gives the sandbox
 
@@ -49,7 +49,7 @@ async def test_card_async_settles_later_and_sends_a_signed_webhook(api, receiver
     async def delivered():
         return receiver.for_intent(intent["id"])
 
-    (received,) = await api.wait_for(delivered, what="the succeeded webhook")
+    (received,) = await eventually(delivered, what="the succeeded webhook")
     event = received.event
     assert event["id"].startswith("evt_")
     assert event["type"] == "payment_intent.succeeded"
@@ -69,7 +69,7 @@ async def test_card_async_silent_settles_without_any_webhook(api, receiver):
     async def settled():
         return await api.status(intent["id"]) == "succeeded"
 
-    await api.wait_for(settled, what="silent settlement")
+    await eventually(settled, what="silent settlement")
     # Settlement and event creation share one transaction: no event now means none ever.
     assert await api.webhook_events(intent["id"]) == []
     assert receiver.for_intent(intent["id"]) == []

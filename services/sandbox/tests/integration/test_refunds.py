@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from waybill.devstack.testing import eventually
+
 
 async def _succeeded_intent(api, amount: int = 2500) -> dict:
     response = await api.create_intent(api.intent_body("pm_card_ok", amount=amount))
@@ -28,7 +30,7 @@ async def test_partial_then_remaining_refund_add_up_to_the_amount(api, receiver)
         events = [r.event for r in receiver.for_intent(intent["id"])]
         return len(events) == 2 and events
 
-    events = await api.wait_for(both_announced, what="two charge.refunded webhooks")
+    events = await eventually(both_announced, what="two charge.refunded webhooks")
     assert {e["type"] for e in events} == {"charge.refunded"}
     assert len({e["id"] for e in events}) == 2  # a unique event id each
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+from waybill.devstack.testing import eventually
+
 
 async def _async_intent(api) -> dict:
     response = await api.create_intent(api.intent_body("pm_card_async"))
@@ -19,7 +21,7 @@ async def test_dropped_webhook_is_recorded_but_never_sent(api, receiver):
     async def event_written():
         return await api.webhook_events(intent["id"])
 
-    (event,) = await api.wait_for(event_written, what="the webhook event")
+    (event,) = await eventually(event_written, what="the webhook event")
     assert event["dropped"] is True
     assert event["deliveries"] == []
     assert receiver.for_intent(intent["id"]) == []
@@ -34,7 +36,7 @@ async def test_duplicated_webhook_is_sent_twice_with_one_event_id(api, receiver)
         received = receiver.for_intent(intent["id"])
         return len(received) == 2 and received
 
-    first, second = await api.wait_for(both_copies, what="two copies")
+    first, second = await eventually(both_copies, what="two copies")
     assert first.event["id"] == second.event["id"]
     assert first.body == second.body
 
@@ -47,7 +49,7 @@ async def test_failed_delivery_is_retried_until_answered_2xx(api, receiver):
         (event,) = await api.webhook_events(intent["id"]) or [None]
         return event and event["deliveries"][0]["status"] == "delivered" and event
 
-    event = await api.wait_for(delivered, timeout_s=15, what="delivery after two failures")
+    event = await eventually(delivered, timeout_s=15, what="delivery after two failures")
     attempts = event["deliveries"][0]["attempts"]
     assert [a["status_code"] for a in attempts] == [500, 500, 200]
     gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(attempts)]
@@ -64,7 +66,7 @@ async def test_state_and_pending_deliveries_survive_a_restart(api, receiver):
     async def first_attempt_failed():
         return len(receiver.for_intent(pending["id"])) >= 1
 
-    await api.wait_for(first_attempt_failed, what="the failed first attempt")
+    await eventually(first_attempt_failed, what="the failed first attempt")
     await asyncio.to_thread(api.process.restart)
 
     replay = await api.create_intent(ok_body, key)
@@ -76,7 +78,7 @@ async def test_state_and_pending_deliveries_survive_a_restart(api, receiver):
         events = await api.webhook_events(pending["id"])
         return events and events[0]["deliveries"][0]["status"] == "delivered"
 
-    await api.wait_for(redelivered, timeout_s=15, what="the retry after the restart")
+    await eventually(redelivered, timeout_s=15, what="the retry after the restart")
     assert [r.headers and r.event["type"] for r in receiver.for_intent(pending["id"])] == [
         "payment_intent.succeeded",
         "payment_intent.succeeded",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from waybill.cli.state import StateDir, running_stack
+from waybill.cli.stack.state import StateDir, running_stack
 from waybill.common.settings import AUTH_DATABASE, WaybillSettings
 
 if TYPE_CHECKING:

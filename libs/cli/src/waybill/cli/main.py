@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from waybill.cli.console import configure_logging, make_console
+from waybill.common import ports
 from waybill.common.settings import WaybillSettings
 
 app = typer.Typer(help="Waybill: event-sourced order fulfilment over Kafka.", no_args_is_help=True)
@@ -46,7 +47,7 @@ def up(
     state_dir: StateDirOption = None,
 ) -> None:
     """Start PostgreSQL, Kafka and every service; supervise them until Ctrl-C."""
-    from waybill.cli.up import run_up
+    from waybill.cli.stack.up import run_up
 
     console = make_console()
     configure_logging(console)
@@ -91,7 +92,7 @@ def bench_eventstore(
     ] = None,
 ) -> None:
     """Event store, outbox relay and idempotent consumer throughput on embedded infrastructure."""
-    from waybill.cli.bench_eventstore import run
+    from waybill.cli.bench.eventstore import run
 
     run(json_path, make_console())
 
@@ -104,7 +105,7 @@ def bench_memory(
     idle_s: Annotated[float, typer.Option("--idle", help="Seconds to idle while sampling")] = 20.0,
 ) -> None:
     """Peak RSS of every process of the stack at idle (target: each service < 150 MiB)."""
-    from waybill.cli.bench_memory import run
+    from waybill.cli.bench.memory import run
 
     run(json_path, make_console(), idle_s=idle_s)
 
@@ -143,24 +144,25 @@ def load(
     """Place orders at an offered rate against a running stack; live progress, then a summary."""
     import json
 
-    from waybill.cli import load as load_module
     from waybill.cli.keys import StackNotReachable
+    from waybill.cli.load import command
+    from waybill.cli.load.schedule import LoadOptions, parse_mix
 
     try:
-        weights = load_module.parse_mix(mix)
+        weights = parse_mix(mix)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--mix") from exc
     if rate <= 0 or duration <= 0:
         raise typer.BadParameter("--rate and --duration must be positive")
-    options = load_module.LoadOptions(rate, duration, weights, concurrency, drain, skus)
+    options = LoadOptions(rate, duration, weights, concurrency, drain, skus)
     settings = _settings(state_dir)
     creds = None
     if key is not None:
-        target_url = url or load_module.orders_url(settings) or "http://127.0.0.1:8001"
-        creds = load_module.Credentials(target_url, key, admin_key)
+        target_url = url or command.orders_url(settings) or f"http://127.0.0.1:{ports.ORDERS}"
+        creds = command.Credentials(target_url, key, admin_key)
     console = make_console()
     try:
-        result = load_module.run(creds, settings, options, console, url=url)
+        result = command.run(creds, settings, options, console, url=url)
     except StackNotReachable as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -191,7 +193,7 @@ def bench_saga(
     ] = False,
 ) -> None:
     """Order -> payment saga throughput and place->paid latency, stepping the offered rate."""
-    from waybill.cli.bench_saga import parse_steps, run
+    from waybill.cli.bench.saga import parse_steps, run
 
     try:
         rates = parse_steps(steps)

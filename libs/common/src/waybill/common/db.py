@@ -3,6 +3,9 @@ paths, and programmatic Alembic migrations."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import asyncpg
@@ -75,3 +78,25 @@ def migrate(sync_or_async_dsn: str, script_location: str | Path) -> None:
     # ConfigParser interpolation: a literal % in a password must be doubled.
     config.set_main_option("sqlalchemy.url", async_url(sync_or_async_dsn).replace("%", "%%"))
     command.upgrade(config, "head")
+
+
+def create_databases(server_url: str, names: Iterable[str]) -> None:
+    """Create each database on the server if it does not exist yet (idempotent).
+
+    A service creates its own database at start where its role may (the embedded default
+    and CI); in production the database exists already and the check is one query. Synchronous
+    (it runs its own event loop); from async code call it through ``asyncio.to_thread``.
+    """
+
+    async def _create() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            for name in names:
+                exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+                if not exists:
+                    with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                        await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(_create())

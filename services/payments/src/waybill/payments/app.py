@@ -17,11 +17,10 @@ from waybill.common.asyncapi import asyncapi_document
 from waybill.common.auth import KeyStore
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.contracts import payments as contract
-from waybill.common.db import create_engine, migrate
+from waybill.common.db import create_databases, create_engine, migrate
 from waybill.common.eventstore import EventStore
 from waybill.common.http.app import create_app
 from waybill.common.http.health import broker_check, database_check
-from waybill.common.infra.postgres import create_databases
 from waybill.common.observability.logging import configure_logging
 from waybill.common.outbox import OutboxRelay
 from waybill.common.registry import EventRegistry

@@ -15,10 +15,9 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from waybill.common.db import create_engine, migrate
+from waybill.common.db import create_databases, create_engine, migrate
 from waybill.common.http.app import create_app
 from waybill.common.http.health import database_check
-from waybill.common.infra.postgres import create_databases
 from waybill.common.observability.logging import configure_logging
 from waybill.sandbox import admin, api
 from waybill.sandbox.delivery import WebhookDeliverer

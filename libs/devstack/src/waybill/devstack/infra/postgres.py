@@ -13,13 +13,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from waybill.common.infra.process import ManagedProcess
+from waybill.common.db import create_databases
+from waybill.devstack.infra.process import ManagedProcess
 
 PG_SYSTEM_USER = "waybill-pg"
 
@@ -191,31 +191,3 @@ class EmbeddedPostgres:
         if self._process is not None:
             self._process.kill()
             self._process = None
-
-
-def create_databases(server_url: str, names: Iterable[str]) -> None:
-    """Create each database on the server if it does not exist yet (idempotent)."""
-    import asyncio
-
-    import asyncpg
-
-    async def _create() -> None:
-        conn = await asyncpg.connect(server_url)
-        try:
-            for name in names:
-                exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-                if not exists:
-                    with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                        await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(_create())
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now (for tests that run side by side)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from waybill.common.infra.java import find_java
-from waybill.common.infra.process import ManagedProcess
+from waybill.devstack.infra.java import find_java
+from waybill.devstack.infra.process import ManagedProcess
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"

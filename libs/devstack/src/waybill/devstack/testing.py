@@ -1,9 +1,10 @@
 """Pytest plugin: the embedded (or external) PostgreSQL and Kafka, started once per session.
 
-Loaded from the root ``conftest.py``. Honours ``WAYBILL_DATABASE_URL`` and
-``WAYBILL_KAFKA_BOOTSTRAP_SERVERS``: when set, the suite runs against those servers and
-never starts its own. Each test gets fresh databases and topics (unique names), never a
-truncated shared one.
+Loaded from the root ``conftest.py``; generic over services (a service's own fixtures live
+beside its tests and start it with ``start_service`` from the topology). Honours
+``WAYBILL_DATABASE_URL`` and ``WAYBILL_KAFKA_BOOTSTRAP_SERVERS``: when set, the suite runs
+against those servers and never starts its own. Each test gets fresh databases and topics
+(unique names), never a truncated shared one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,22 @@ import httpx
 import pytest
 
 from waybill.common import topics
-from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres, ManagedProcess
-from waybill.common.infra.kafka import ensure_topics
-from waybill.common.infra.postgres import create_databases, free_port
+from waybill.common.db import create_databases
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.eventually import eventually, eventually_sync
+from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres, ManagedProcess, free_port
+from waybill.devstack.infra.kafka import ensure_topics
+from waybill.devstack.topology import ServiceSpec, service
+
+__all__ = [
+    "Infra",
+    "ServiceProcess",
+    "Tenant",
+    "eventually",
+    "eventually_sync",
+    "new_tenant",
+    "start_service",
+]
 
 
 @dataclass
@@ -153,46 +166,48 @@ class ServiceProcess:
 
 def start_service(
     infra: Infra,
-    module: str,
-    port_setting: str,
+    spec: ServiceSpec | str,
     *,
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> ServiceProcess:
-    """Run ``python -m <module>`` on a (free) port against ``infra``; wait for /health/ready."""
+    """Run a service of the topology (``spec`` or its name) as ``python -m <module>`` on a
+    (free) port against ``infra``; wait for /health/ready."""
     import sys
 
+    spec = service(spec) if isinstance(spec, str) else spec
     port = port or free_port()
-    env = {**infra.env(), port_setting: str(port), "WAYBILL_LOG_JSON": "true"}
+    env = {**infra.env(), spec.port_env: str(port), "WAYBILL_LOG_JSON": "true"}
     env.update(extra_env or {})
-    name = module.rsplit(".", 1)[-1]
     process = ManagedProcess(
-        name,
-        [sys.executable, "-m", module],
-        log_path=infra.root / "logs" / f"{name}-{port}.log",
+        spec.name,
+        [sys.executable, "-m", spec.module],
+        log_path=infra.root / "logs" / f"{spec.name}-{port}.log",
         env=env,
     )
     process.start()
     url = f"http://127.0.0.1:{port}"
     _wait_ready(process, url)
-    return ServiceProcess(name, url, process)
+    return ServiceProcess(spec.name, url, process)
 
 
 def _wait_ready(process: ManagedProcess, url: str, timeout_s: float = 90) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if not process.is_running():
             raise RuntimeError(f"{process.name} exited during start:\n{process.tail(60)}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.stop()
-    raise TimeoutError(f"{process.name} not ready in {timeout_s}s:\n{process.tail(60)}")
+        return httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
+
+    try:
+        eventually_sync(
+            ready,
+            timeout_s=timeout_s,
+            interval_s=0.2,
+            ignoring=(httpx.HTTPError,),
+            what=f"{process.name} ready at {url}",
+        )
+    except AssertionError as exc:
+        process.stop()
+        raise TimeoutError(f"{exc}\n{process.tail(60)}") from None
 
 
 @dataclass
@@ -204,10 +219,6 @@ class Tenant:
     service: httpx.AsyncClient
     agent: httpx.AsyncClient
 
-    async def stock(self, sku: str, available: int) -> None:
-        response = await self.admin.put(f"/inventory/{sku}", json={"available": available})
-        assert response.status_code == 200, response.text
-
     async def aclose(self) -> None:
         for client in (self.admin, self.service, self.agent):
             await client.aclose()
@@ -218,99 +229,10 @@ async def new_tenant(infra: Infra, base_url: str) -> Tenant:
     from waybill.common.auth import issue_key
 
     tenant_id = f"t_{uuid.uuid4().hex[:10]}"
-    clients = {}
+    clients: dict[str, httpx.AsyncClient] = {}
     for role in ("admin", "service", "agent"):
         issued = await issue_key(infra.settings(), tenant_id=tenant_id, role=role)
         clients[role] = httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {issued.key}"}, timeout=30
         )
     return Tenant(id=tenant_id, **clients)
-
-
-def order_body(sku: str = "SKU-1", quantity: int = 1, **overrides: object) -> dict[str, object]:
-    """A valid ``POST /orders`` body (CONTRACT.md § orders) with optional overrides."""
-    body: dict[str, object] = {
-        "customer": {"id": "cus_1", "email": "ada@example.com", "phone": "+15551234567"},
-        "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 1250}],
-        "currency": "USD",
-        "shipping_address": {
-            "line1": "1 Main St",
-            "city": "Springfield",
-            "postal_code": "12345",
-            "country": "US",
-        },
-        "payment_method": "pm_card_ok",
-    }
-    body.update(overrides)
-    return body
-
-
-@pytest.fixture(scope="session")
-def orders_service(infra: Infra) -> Iterator[ServiceProcess]:
-    """The orders service as a real process on the session's PostgreSQL and Kafka."""
-    from waybill.common.auth import ensure_auth_schema
-    from waybill.common.settings import AUTH_DATABASE
-
-    create_databases(infra.server_url, [AUTH_DATABASE])
-    asyncio.run(ensure_auth_schema(infra.settings()))
-    service = start_service(infra, "waybill.orders", "WAYBILL_ORDERS_PORT")
-    yield service
-    service.process.stop()
-
-
-@pytest.fixture
-async def tenant(infra: Infra, orders_service: ServiceProcess) -> AsyncIterator[Tenant]:
-    tenant = await new_tenant(infra, orders_service.url)
-    yield tenant
-    await tenant.aclose()
-
-
-# Knobs that make the saga settle in test time (production defaults are seconds to minutes).
-FAST_SAGA_ENV = {
-    "WAYBILL_PAYMENTS_RETRY_BASE_S": "0.05",
-    "WAYBILL_PAYMENTS_RETRY_MAX_S": "0.5",
-    "WAYBILL_PAYMENTS_RATE_LIMIT_BASE_S": "0.1",
-    "WAYBILL_PAYMENTS_RATE_LIMIT_MAX_S": "3",
-    "WAYBILL_PAYMENTS_BREAKER_RESET_S": "1",
-    "WAYBILL_PAYMENTS_PROVIDER_TIMEOUT_S": "1",
-    "WAYBILL_PAYMENTS_SYNC_INTERVAL_S": "1",
-    "WAYBILL_PAYMENTS_SYNC_THRESHOLD_S": "1",
-    "WAYBILL_PAYMENTS_CLAIM_LEASE_S": "3",
-    "WAYBILL_PAYMENTS_SWEEP_INTERVAL_S": "0.5",
-    "WAYBILL_SANDBOX_ASYNC_SETTLE_S": "0.3",
-}
-
-
-@dataclass
-class Saga:
-    """orders + payments + the sandbox provider, each a real process, wired together."""
-
-    orders: ServiceProcess
-    payments: ServiceProcess
-    sandbox: ServiceProcess
-
-    def sandbox_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.sandbox.url, timeout=30)
-
-
-@pytest.fixture(scope="session")
-def saga(infra: Infra, orders_service: ServiceProcess) -> Iterator[Saga]:
-    sandbox_port, payments_port = free_port(), free_port()
-    env = {
-        **FAST_SAGA_ENV,
-        "WAYBILL_PROVIDER_URL": f"http://127.0.0.1:{sandbox_port}",
-        "WAYBILL_SANDBOX_WEBHOOK_URL": f"http://127.0.0.1:{payments_port}/webhooks/provider",
-    }
-    sandbox = start_service(
-        infra, "waybill.sandbox", "WAYBILL_SANDBOX_PORT", port=sandbox_port, extra_env=env
-    )
-    try:
-        payments = start_service(
-            infra, "waybill.payments", "WAYBILL_PAYMENTS_PORT", port=payments_port, extra_env=env
-        )
-    except BaseException:
-        sandbox.stop()
-        raise
-    yield Saga(orders=orders_service, payments=payments, sandbox=sandbox)
-    payments.stop()
-    sandbox.stop()

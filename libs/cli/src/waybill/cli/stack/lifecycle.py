@@ -1,8 +1,10 @@
 """What ``waybill up`` runs, and in which order it starts and stops it.
 
 Order of start: PostgreSQL, Kafka (each embedded unless an external one is configured), the
-databases, the topics, the auth schema, then every service in ``SERVICES``. Order of stop is the
-reverse: services first (they flush to the broker and database), then Kafka, then PostgreSQL.
+databases, the topics, the auth schema, then every service of the topology
+(``waybill.devstack.topology.SERVICES``: one entry per service, read by the tests too).
+Order of stop is the reverse: services first (they flush to the broker and database), then
+Kafka, then PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,44 +15,19 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
-from waybill.cli.state import ProcessRecord, StackStatus, StateDir, UpRecord
-from waybill.cli.supervisor import SupervisedService, is_ready
-from waybill.common import ports, topics
-from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres
-from waybill.common.infra.kafka import ensure_topics
-from waybill.common.infra.postgres import create_databases
-from waybill.common.settings import AUTH_DATABASE, WaybillSettings, service_database
+from waybill.cli.stack.state import ProcessRecord, StackStatus, StateDir, UpRecord
+from waybill.cli.stack.supervisor import SupervisedService, is_ready
+from waybill.common import topics
+from waybill.common.db import create_databases
+from waybill.common.settings import AUTH_DATABASE, WaybillSettings
+from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres
+from waybill.devstack.infra.kafka import ensure_topics
+from waybill.devstack.topology import SERVICES, ServiceSpec, link_env
 
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
-    """A service ``waybill up`` runs as ``python -m <module>`` on 127.0.0.1:<port>."""
-
-    name: str
-    module: str
-    default_port: int
-    databases: tuple[str, ...] = ()
-
-    @property
-    def port_env(self) -> str:
-        return f"WAYBILL_{self.name.upper()}_PORT"
-
-    def port(self, environ: Mapping[str, str]) -> int:
-        return int(environ.get(self.port_env, self.default_port))
-
-
-# Every service implemented so far; later issues add a line here (shipping, notifier,
-# monitor). Started in this order, stopped in reverse.
-# Start order matters: the sandbox (the outside world) before payments, which calls it.
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("sandbox", "waybill.sandbox", ports.SANDBOX, (service_database("sandbox"),)),
-    ServiceSpec("orders", "waybill.orders", ports.ORDERS, (service_database("orders"),)),
-    ServiceSpec("payments", "waybill.payments", ports.PAYMENTS, (service_database("payments"),)),
-)
 MONITOR = "monitor"
 
 
@@ -78,6 +55,16 @@ class Stack:
         self.services: list[SupervisedService] = []
         self.server_url = settings.server_url
         self.bootstrap_servers = settings.bootstrap_servers
+
+    def start(self, progress: Progress) -> None:
+        """Every step in order, for callers without a per-step display (the benchmarks)."""
+        self.start_postgres(progress)
+        self.start_kafka(progress)
+        self.create_databases(progress)
+        self.create_topics(progress)
+        self.ensure_auth_schema(progress)
+        self.start_services()
+        self.wait_services_ready(progress)
 
     # -- infrastructure ------------------------------------------------------------------
 
@@ -150,25 +137,26 @@ class Stack:
         # Every service learns every port: the monitor polls them all, payments calls the sandbox.
         for spec in self.specs:
             env[spec.port_env] = str(spec.port(self.environ))
-        urls = {spec.name: f"http://127.0.0.1:{spec.port(self.environ)}" for spec in self.specs}
-        if "sandbox" in urls:  # payments charges the sandbox provider; it calls back payments
-            env.setdefault("WAYBILL_PROVIDER_URL", urls["sandbox"])
-        if "payments" in urls:
-            env.setdefault("WAYBILL_SANDBOX_WEBHOOK_URL", f"{urls['payments']}/webhooks/provider")
+        # Who calls whom (payments -> the sandbox provider -> payments' webhooks): the topology's
+        # links, unless the caller's environment already says (a real provider, say).
+        urls = {spec.name: spec.instances(self.environ)[0].url for spec in self.specs}
+        for setting, url in link_env(self.specs, urls.get).items():
+            env.setdefault(setting, url)
         return env
 
     def start_services(self) -> None:
         env = self.child_env()
         for spec in self.specs:
-            service = SupervisedService(
-                spec.name,
-                [sys.executable, "-m", spec.module],
-                env=env,
-                log_path=self.state.log_path(spec.name),
-                url=f"http://127.0.0.1:{spec.port(self.environ)}",
-            )
-            service.start(time.monotonic())
-            self.services.append(service)
+            for instance in spec.instances(self.environ):
+                service = SupervisedService(
+                    instance.name,
+                    [sys.executable, "-m", spec.module],
+                    env={**env, spec.port_env: str(instance.port)},
+                    log_path=self.state.log_path(instance.name),
+                    url=instance.url,
+                )
+                service.start(time.monotonic())
+                self.services.append(service)
 
     def wait_services_ready(self, progress: Progress, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s

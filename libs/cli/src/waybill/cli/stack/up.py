@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from waybill.cli.stack import SERVICES, ServiceSpec, Stack, StartupFailed
-from waybill.cli.state import StateDir, running_stack
-from waybill.cli.supervisor import Supervisor
+from waybill.cli.stack.lifecycle import Stack, StartupFailed
+from waybill.cli.stack.state import StateDir, running_stack
+from waybill.cli.stack.supervisor import Supervisor
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.topology import SERVICES, ServiceSpec
 
-log = structlog.get_logger("waybill.cli.up")
+log = structlog.get_logger("waybill.cli.stack.up")
 
 DEFAULT_TENANT = "default"
 

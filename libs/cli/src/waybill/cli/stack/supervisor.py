@@ -16,9 +16,9 @@ import httpx
 import structlog
 
 from waybill.common.backoff import Backoff, Jitter
-from waybill.common.infra import ManagedProcess
+from waybill.devstack.infra import ManagedProcess
 
-log = structlog.get_logger("waybill.cli.supervisor")
+log = structlog.get_logger("waybill.cli.stack.supervisor")
 
 READY_PATH = "/health/ready"
 

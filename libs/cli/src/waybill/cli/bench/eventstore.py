@@ -42,15 +42,14 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.consumer.runtime import EventConsumer
-from waybill.common.db import create_engine
+from waybill.common.db import create_databases, create_engine
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore import EventStore, NewEvent, define_common_tables
-from waybill.common.infra import EmbeddedKafka, EmbeddedPostgres
-from waybill.common.infra.kafka import KAFKA_VERSION, ensure_topics
-from waybill.common.infra.postgres import create_databases, free_port
 from waybill.common.outbox import OutboxRelay
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import WaybillSettings
+from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres, free_port
+from waybill.devstack.infra.kafka import KAFKA_VERSION, ensure_topics
 
 CASE_SECONDS = 5.0
 WRITER_COUNTS = (1, 16)

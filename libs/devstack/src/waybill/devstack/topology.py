@@ -1,0 +1,115 @@
+"""The stack's topology: every service, its port, what it needs and whom it calls. One list.
+
+``waybill up``, the benchmarks and the test fixtures all read ``SERVICES``, so adding a service
+(shipping next) is one entry here. Ports come from ``waybill.common.ports``, the one source of
+port numbers; the service reads its own from ``WAYBILL_<NAME>_PORT``.
+
+It lives in the dev package because only the dev side starts processes: the CLI and the test
+support both depend on ``waybill-devstack``, and neither is imported by it (no cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from waybill.common import ports
+from waybill.common.settings import service_database
+
+# Replica k (0-based) of a service listens on its port + k * REPLICA_PORT_STEP: 8001, 8101, ...
+# The step keeps replicas clear of the neighbouring services' ports (8001-8010).
+REPLICA_PORT_STEP = 100
+
+
+@dataclass(frozen=True)
+class Link:
+    """A setting through which a service reaches another one: that service's URL + ``path``."""
+
+    setting: str
+    service: str
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One process of a service: its name in logs and ``up.json``, and its port."""
+
+    name: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A service run as ``python -m <module>`` on 127.0.0.1, and what it needs to run."""
+
+    name: str
+    module: str
+    default_port: int
+    needs_database: bool = True
+    needs_broker: bool = True
+    links: tuple[Link, ...] = ()
+    replicas: int = 1
+
+    @property
+    def port_env(self) -> str:
+        return f"WAYBILL_{self.name.upper()}_PORT"
+
+    @property
+    def databases(self) -> tuple[str, ...]:
+        return (service_database(self.name),) if self.needs_database else ()
+
+    def port(self, environ: Mapping[str, str]) -> int:
+        return int(environ.get(self.port_env, self.default_port))
+
+    def instances(self, environ: Mapping[str, str]) -> list[Instance]:
+        """Its processes: the first keeps the service's name, the others are ``<name>-<k>``."""
+        base = self.port(environ)
+        return [
+            Instance(self.name if k == 0 else f"{self.name}-{k + 1}", base + k * REPLICA_PORT_STEP)
+            for k in range(self.replicas)
+        ]
+
+
+# Start order: the sandbox (the outside world) before payments, which calls it. Stopped in
+# reverse. Later issues add shipping, notifier and monitor here.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec(
+        "sandbox",
+        "waybill.sandbox",
+        ports.SANDBOX,
+        needs_broker=False,
+        # The provider calls back the merchant that charged it (signed webhooks).
+        links=(Link("WAYBILL_SANDBOX_WEBHOOK_URL", "payments", "/webhooks/provider"),),
+    ),
+    ServiceSpec("orders", "waybill.orders", ports.ORDERS),
+    ServiceSpec(
+        "payments",
+        "waybill.payments",
+        ports.PAYMENTS,
+        links=(Link("WAYBILL_PROVIDER_URL", "sandbox"),),
+    ),
+)
+
+
+def service(name: str, specs: Iterable[ServiceSpec] = SERVICES) -> ServiceSpec:
+    """The entry called ``name`` (KeyError names the ones there are)."""
+    found = {spec.name: spec for spec in specs}
+    if name not in found:
+        raise KeyError(f"no service {name!r} in the topology ({', '.join(found)})")
+    return found[name]
+
+
+def link_env(specs: Iterable[ServiceSpec], url_of: Callable[[str], str | None]) -> dict[str, str]:
+    """The settings that wire ``specs`` to each other; ``url_of(name)`` is None when a linked
+    service does not run (its setting is then left to the service's default)."""
+    env: dict[str, str] = {}
+    for spec in specs:
+        for link in spec.links:
+            url = url_of(link.service)
+            if url is not None:
+                env[link.setting] = url + link.path
+    return env

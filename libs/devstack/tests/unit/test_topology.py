@@ -1,0 +1,67 @@
+"""The topology is the one list of services: ports, databases and links all derive from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from waybill.common import ports
+from waybill.devstack.topology import (
+    REPLICA_PORT_STEP,
+    SERVICES,
+    Link,
+    ServiceSpec,
+    link_env,
+    service,
+)
+
+
+def test_every_service_listens_on_its_port_from_the_one_ports_module():
+    assert {spec.name: spec.default_port for spec in SERVICES} == {
+        "sandbox": ports.SANDBOX,
+        "orders": ports.ORDERS,
+        "payments": ports.PAYMENTS,
+    }
+    assert service("orders").port({"WAYBILL_ORDERS_PORT": "9101"}) == 9101
+
+
+def test_the_links_wire_payments_to_the_provider_and_the_provider_back_to_payments():
+    urls = {"sandbox": "http://127.0.0.1:1", "payments": "http://127.0.0.1:2"}
+
+    assert link_env(SERVICES, urls.get) == {
+        "WAYBILL_PROVIDER_URL": "http://127.0.0.1:1",
+        "WAYBILL_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:2/webhooks/provider",
+    }
+
+
+def test_a_link_to_a_service_that_does_not_run_is_left_to_the_default():
+    assert link_env(SERVICES, {"payments": "http://127.0.0.1:2"}.get) == {
+        "WAYBILL_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:2/webhooks/provider"
+    }
+
+
+def test_a_new_service_is_one_entry_with_its_database_port_setting_and_links():
+    shipping = ServiceSpec(
+        "shipping", "waybill.shipping", ports.SHIPPING, links=(Link("WAYBILL_X_URL", "orders"),)
+    )
+
+    assert shipping.port_env == "WAYBILL_SHIPPING_PORT"
+    assert shipping.databases == ("waybill_shipping",)
+    assert (
+        link_env([*SERVICES, shipping], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
+    )
+
+
+def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services():
+    orders = ServiceSpec("orders", "waybill.orders", ports.ORDERS, replicas=3)
+
+    instances = orders.instances({})
+
+    assert [i.name for i in instances] == ["orders", "orders-2", "orders-3"]
+    assert [i.port for i in instances] == [ports.ORDERS + k * REPLICA_PORT_STEP for k in range(3)]
+    taken = {*ports.SERVICE_PORTS.values(), ports.SANDBOX, ports.SANDBOX_SMTP}
+    assert not {i.port for i in instances[1:]} & taken
+
+
+def test_an_unknown_service_is_named_with_the_ones_there_are():
+    with pytest.raises(KeyError, match=r"shipping.*sandbox, orders, payments"):
+        service("shipping")
