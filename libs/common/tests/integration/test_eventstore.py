@@ -246,10 +246,12 @@ async def test_a_private_append_is_stored_but_never_reaches_the_outbox(infra):
                 stream_id="stock-1",
                 stream_type="stock",
                 tenant_id="t",
-                events=[NewEvent("stock.set", {"n": 1}), NewEvent("stock.set", {"n": 2})],
+                events=[
+                    NewEvent("stock.set", {"n": 1}, public=False),
+                    NewEvent("stock.set", {"n": 2}, public=False),
+                ],
                 expected_version=0,
                 correlation_id="c",
-                publish=False,
             )
         async with engine.connect() as conn:
             assert [e.version for e in await store.load(conn, "stock-1")] == [1, 2]
@@ -261,10 +263,9 @@ async def test_a_private_append_is_stored_but_never_reaches_the_outbox(infra):
                     stream_id="stock-1",
                     stream_type="stock",
                     tenant_id="t",
-                    events=[NewEvent("stock.set", {"n": 3})],
+                    events=[NewEvent("stock.set", {"n": 3}, public=False)],
                     expected_version=1,
                     correlation_id="c",
-                    publish=False,
                 )
     finally:
         await engine.dispose()

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from waybill.common import topics
-from waybill.payments.consumers import GROUP
+from waybill.payments.subscriptions import GROUP
 
 from .conftest import Shop, wait_for
 
