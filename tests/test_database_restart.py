@@ -1,0 +1,137 @@
+"""The saga across a PostgreSQL restart: every accepted order settles, nothing is dead-lettered.
+
+Orders are placed at a steady rate while the session's PostgreSQL (every service's database)
+is stopped for a while and started again. Requests that meet the outage are refused (they are
+not counted); every order that was accepted (201) must settle, paid or payment_failed. The
+consumers must pause on their unreachable database rather than spend the records' retry
+budgets, so no record of this tenant reaches the dead-letter topic.
+
+The PostgreSQL is the session's: the test starts it again whatever happens, and waits until
+every service of the session answers ready, so later tests find the stack as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from waybill.common import topics
+from waybill.common.testing import Infra, Saga, Tenant, order_body
+
+from .saga_support import SETTLED, wait_orders
+
+pytestmark = pytest.mark.infra
+
+RATE_PER_S = 10
+OUTAGE_S = 15
+
+
+@pytest.fixture
+async def restartable(infra: Infra, saga: Saga) -> AsyncIterator[Saga]:
+    if infra.postgres is None:
+        pytest.skip("database restarts need the embedded PostgreSQL (external one configured)")
+    yield saga
+    if not infra.postgres_running():
+        await asyncio.to_thread(infra.start_postgres)
+    for service in (saga.orders, saga.payments, saga.sandbox):
+        await _until_ready(service.url, timeout_s=120)
+
+
+async def test_every_accepted_order_settles_across_a_database_restart(
+    infra: Infra, restartable: Saga, tenant: Tenant
+):
+    sku = f"DBRESTART-{uuid.uuid4().hex[:6]}"
+    await tenant.stock(sku, 100_000)
+    accepted: list[str] = []
+    stop = asyncio.Event()
+    placing = asyncio.create_task(_place_steadily(tenant, sku, accepted, stop))
+    try:
+        await _until(lambda: len(accepted) >= 2 * RATE_PER_S, timeout_s=60)
+        await asyncio.to_thread(infra.stop_postgres)
+        down_at = len(accepted)
+        await asyncio.sleep(OUTAGE_S)  # the outage itself: orders keep coming meanwhile
+        await asyncio.to_thread(infra.start_postgres)
+        # Placing goes on until orders are accepted again, and a while after.
+        await _until(lambda: len(accepted) >= down_at + 2 * RATE_PER_S, timeout_s=120)
+    finally:
+        stop.set()
+        await placing
+
+    statuses = await wait_orders(tenant, accepted, statuses=SETTLED, timeout_s=240)
+
+    unsettled = {k: v for k, v in statuses.items() if v not in SETTLED}
+    assert not unsettled, f"{len(unsettled)} of {len(accepted)} accepted orders: {unsettled}"
+    assert await _dead_letters_of(infra, tenant.id) == []
+
+
+async def _place_steadily(
+    tenant: Tenant, sku: str, accepted: list[str], stop: asyncio.Event
+) -> None:
+    """POST /orders every 1/RATE_PER_S s, each on its own; collect the ids of the 201s."""
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def place() -> None:
+        try:
+            response = await tenant.service.post("/orders", json=order_body(sku), timeout=10)
+        except httpx.HTTPError:
+            return  # refused or timed out during the outage: not accepted, not counted
+        if response.status_code == 201:
+            accepted.append(response.json()["id"])
+
+    while not stop.is_set():
+        task = asyncio.create_task(place())
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+        await asyncio.sleep(1 / RATE_PER_S)
+    await asyncio.gather(*in_flight)
+
+
+async def _dead_letters_of(infra: Infra, tenant_id: str) -> list[tuple[str, str]]:
+    """(consumer group, event type) of every dead letter of ``tenant_id`` so far."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        # The session created every topic with ``infra.partitions`` partitions.
+        partitions = [TopicPartition(topics.DEAD_LETTERS, p) for p in range(infra.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[tuple[str, str]] = []
+        deadline = time.monotonic() + 60
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            assert time.monotonic() < deadline, "the dead-letter topic could not be read"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    headers = {k: v.decode(errors="replace") for k, v in record.headers}
+                    if headers.get("ce_tenantid") == tenant_id:
+                        found.append((headers["dlq_consumer_group"], headers.get("ce_type", "")))
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def _until(condition, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s}s"
+        await asyncio.sleep(0.1)
+
+
+async def _until_ready(url: str, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        while True:
+            try:
+                if (await client.get("/health/ready")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"{url} not ready {timeout_s}s after the restart"
+            await asyncio.sleep(0.2)
