@@ -6,6 +6,12 @@ not counted); every order that was accepted (201) must settle, paid or payment_f
 consumers must pause on their unreachable database rather than spend the records' retry
 budgets, so no record of this tenant reaches the dead-letter topic.
 
+So that both consumers surely meet the outage (not only when a record happens to be in flight
+at the moment the database stops), records they already applied are delivered to them again
+while it is down, as a rebalance would: ``order.placed`` to payments, ``payment.captured`` to
+orders. Without the pause they are dead-lettered within seconds; with it they wait, and the
+inbox then recognises them as duplicates.
+
 The PostgreSQL is the session's: the test starts it again whatever happens, and waits until
 every service of the session answers ready, so later tests find the stack as it was.
 """
@@ -13,13 +19,15 @@ every service of the session answers ready, so later tests find the stack as it 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from waybill.common import topics
@@ -44,6 +52,7 @@ async def restartable(infra: Infra, saga: Saga) -> AsyncIterator[Saga]:
         await _until_ready(service.url, timeout_s=120)
 
 
+@pytest.mark.timeout(600)
 async def test_every_accepted_order_settles_across_a_database_restart(
     infra: Infra, restartable: Saga, tenant: Tenant
 ):
@@ -54,8 +63,12 @@ async def test_every_accepted_order_settles_across_a_database_restart(
     placing = asyncio.create_task(_place_steadily(tenant, sku, accepted, stop))
     try:
         await _until(lambda: len(accepted) >= 2 * RATE_PER_S, timeout_s=60)
+        settled = await wait_orders(tenant, accepted[:5], statuses={"paid"}, timeout_s=60)
+        assert set(settled.values()) == {"paid"}, settled
+        redeliveries = await _applied_records(infra, set(accepted[:5]))
         await asyncio.to_thread(infra.stop_postgres)
         down_at = len(accepted)
+        await _produce(infra, redeliveries)
         await asyncio.sleep(OUTAGE_S)  # the outage itself: orders keep coming meanwhile
         await asyncio.to_thread(infra.start_postgres)
         # Placing goes on until orders are accepted again, and a while after.
@@ -64,7 +77,7 @@ async def test_every_accepted_order_settles_across_a_database_restart(
         stop.set()
         await placing
 
-    statuses = await wait_orders(tenant, accepted, statuses=SETTLED, timeout_s=240)
+    statuses = await wait_orders(tenant, accepted, statuses=SETTLED, timeout_s=150)
 
     unsettled = {k: v for k, v in statuses.items() if v not in SETTLED}
     assert not unsettled, f"{len(unsettled)} of {len(accepted)} accepted orders: {unsettled}"
@@ -91,6 +104,48 @@ async def _place_steadily(
         task.add_done_callback(in_flight.discard)
         await asyncio.sleep(1 / RATE_PER_S)
     await asyncio.gather(*in_flight)
+
+
+async def _applied_records(infra: Infra, order_ids: set[str]) -> list[Any]:
+    """The ``order.placed`` and ``payment.captured`` records of ``order_ids``, from Kafka."""
+    wanted = {
+        (topics.ORDERS_EVENTS, "order.placed"),
+        (topics.PAYMENTS_EVENTS, "payment.captured"),
+    }
+    consumer = AIOKafkaConsumer(
+        *{topic for topic, _ in wanted},
+        bootstrap_servers=infra.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        found: dict[tuple[str, str, str], Any] = {}
+        deadline = time.monotonic() + 60
+        while len(found) < len(wanted) * len(order_ids):
+            assert time.monotonic() < deadline, f"records found: {sorted(found)}"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    event_type = dict(record.headers).get("ce_type", b"").decode()
+                    if (record.topic, event_type) not in wanted:
+                        continue
+                    order_id = json.loads(record.value).get("order_id")
+                    if order_id in order_ids:
+                        found[(record.topic, event_type, order_id)] = record
+        return list(found.values())
+    finally:
+        await consumer.stop()
+
+
+async def _produce(infra: Infra, records: list[Any]) -> None:
+    """The same records again (same key, value and headers, so the same event ids)."""
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for r in records:
+            await producer.send_and_wait(r.topic, r.value, key=r.key, headers=list(r.headers))
+    finally:
+        await producer.stop()
 
 
 async def _dead_letters_of(infra: Infra, tenant_id: str) -> list[tuple[str, str]]:
