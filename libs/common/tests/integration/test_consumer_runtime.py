@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -21,15 +21,20 @@ from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from waybill.common.backoff import Backoff, RetryPolicy
 from waybill.common.consumer.runtime import EventConsumer
+from waybill.common.consumer.subscriptions import Subscriptions
+from waybill.common.contracts import DomainEvent
 from waybill.common.envelope import EventEnvelope
+from waybill.common.eventstore import Caller
 from waybill.common.eventstore.schema import define_common_tables
 from waybill.common.failures import FailureClass, PermanentError, TransientError
 from waybill.common.registry import EventRegistry
+from waybill.devstack.infra.kafka import ensure_topics
 from waybill.devstack.testing import Infra, eventually
 
 pytestmark = pytest.mark.infra
@@ -327,3 +332,76 @@ def _sample_reaches(
         return sample(name, **labels) >= value
 
     return check
+
+
+class ProbeSubscribed(DomainEvent):
+    """The one type the skipping test's group subscribes to."""
+
+    event_type: ClassVar[str] = "probe.subscribed"
+    service: ClassVar[str] = "probe"
+
+
+async def test_a_burst_of_unsubscribed_events_costs_no_transaction_and_no_inbox_row(
+    harness: Harness,
+) -> None:
+    callers: list[Caller] = []
+
+    async def record_caller(conn: AsyncConnection, caller: Caller, event: Any) -> None:
+        callers.append(caller)
+        await conn.execute(insert(harness.effects).values(event_id=event_id_of(caller), applied=1))
+
+    subscriptions = Subscriptions(harness.group, {ProbeSubscribed: record_caller})
+    assert subscriptions.topics == [ProbeSubscribed.topic()]
+    await ensure_topics(harness.infra.bootstrap_servers, subscriptions.topics, partitions=1)
+    # Not ours: half of them not even JSON. Decoding any of them would dead-letter those.
+    ignored = [
+        envelope(key="stream-x").model_copy(update={"type": "probe.ignored"}) for _ in range(60)
+    ]
+    burst = [e.to_kafka() for e in ignored]
+    burst = [(k, v if n % 2 else b"\x00not json{", h) for n, (k, v, h) in enumerate(burst)]
+    marker = envelope(key="stream-x").model_copy(update={"type": ProbeSubscribed.event_type})
+    await produce(harness.infra, ProbeSubscribed.topic(), [*burst, marker.to_kafka()])
+
+    # The consumer's own engine, so that only its transactions are counted.
+    engine = create_async_engine(harness.engine.url)
+    begins = Counter[str]()
+    sqlalchemy_event.listen(engine.sync_engine, "begin", lambda conn: begins.update(["begin"]))
+    consumer = EventConsumer.subscribing(
+        subscriptions,
+        bootstrap_servers=harness.infra.bootstrap_servers,
+        engine=engine,
+        inbox=harness.inbox,
+        service="probe-service",
+        dead_letter_topic=harness.dlq_topic,
+        retry=FAST_RETRY,
+    )
+    await consumer.start()
+    try:
+        await eventually(lambda: _has(harness, {marker.id}))
+    finally:
+        await consumer.stop()
+        await engine.dispose()
+    async with harness.engine.connect() as conn:
+        inbox_ids = (await conn.execute(select(harness.inbox.c.event_id))).scalars().all()
+    assert inbox_ids == [marker.id]
+    assert begins["begin"] == 1  # the marker's transaction, nothing for the burst
+    skipped = {
+        "service": "probe-service",
+        "group": harness.group,
+        "topic": ProbeSubscribed.topic(),
+        "outcome": "skipped",
+    }
+    assert sample("waybill_consumer_records_total", **skipped) == len(burst)
+    assert await read_topic(harness.infra, harness.dlq_topic, count=1, timeout_s=2) == []
+    assert callers == [
+        Caller(
+            tenant_id=marker.tenant_id,
+            correlation_id=marker.correlation_id,
+            causation_id=str(marker.id),
+        )
+    ]
+
+
+def event_id_of(caller: Caller) -> uuid.UUID:
+    assert caller.causation_id is not None
+    return uuid.UUID(caller.causation_id)

@@ -7,20 +7,26 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common.backoff import Backoff, RetryPolicy
+from waybill.common.contracts import DomainEvent
 from waybill.common.db import create_engine
 from waybill.common.eventstore import (
+    Caller,
     ConcurrencyError,
     EventStore,
     NewEvent,
+    append_decided,
     define_common_tables,
     retry_on_conflict,
 )
+from waybill.common.registry import EventRegistry
 from waybill.devstack.testing import eventually
 
 FAST = Backoff(base_s=0.001, max_s=0.01)
@@ -253,10 +259,12 @@ async def test_a_private_append_is_stored_but_never_reaches_the_outbox(infra):
                 stream_id="stock-1",
                 stream_type="stock",
                 tenant_id="t",
-                events=[NewEvent("stock.set", {"n": 1}), NewEvent("stock.set", {"n": 2})],
+                events=[
+                    NewEvent("stock.set", {"n": 1}, public=False),
+                    NewEvent("stock.set", {"n": 2}, public=False),
+                ],
                 expected_version=0,
                 correlation_id="c",
-                publish=False,
             )
         async with engine.connect() as conn:
             assert [e.version for e in await store.load(conn, "stock-1")] == [1, 2]
@@ -268,10 +276,105 @@ async def test_a_private_append_is_stored_but_never_reaches_the_outbox(infra):
                     stream_id="stock-1",
                     stream_type="stock",
                     tenant_id="t",
-                    events=[NewEvent("stock.set", {"n": 3})],
+                    events=[NewEvent("stock.set", {"n": 3}, public=False)],
                     expected_version=1,
                     correlation_id="c",
-                    publish=False,
                 )
     finally:
         await engine.dispose()
+
+
+class _Renamed(BaseModel):
+    """``thing.renamed`` v2: v1 had one ``name``; v2 splits it."""
+
+    first: str
+    last: str
+
+
+async def test_a_v1_event_loads_as_the_v2_model_through_its_upcaster(infra):
+    registry = EventRegistry()
+    registry.register("thing.renamed", _Renamed, version=2)
+
+    @registry.upcaster("thing.renamed", from_version=1)
+    def split_name(data: dict[str, Any]) -> dict[str, Any]:
+        first, last = data["name"].split(" ", 1)
+        return {"first": first, "last": last}
+
+    metadata = MetaData()
+    events, outbox, _ = define_common_tables(metadata)
+    database = await asyncio.to_thread(infra.new_database, "upcast")
+    engine = create_engine(infra.settings().database_dsn(database), pool_size=2)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    store = EventStore(events, outbox, source="/test", topic="unused", registry=registry)
+    stream = f"thing-{uuid.uuid4()}"
+    try:
+        async with engine.begin() as conn:  # written by a release that knew only v1
+            await store.append(
+                conn,
+                stream_id=stream,
+                stream_type="thing",
+                tenant_id="t",
+                events=[
+                    NewEvent("thing.renamed", {"name": "Ada Lovelace"}, schema_version=1),
+                    NewEvent("thing.renamed", {"first": "Grace", "last": "Hopper"}, 2),
+                ],
+                expected_version=0,
+                correlation_id="c",
+            )
+        async with engine.connect() as conn:
+            loaded = await store.load(conn, stream)
+    finally:
+        await engine.dispose()
+    assert [r.typed() for r in loaded] == [
+        _Renamed(first="Ada", last="Lovelace"),
+        _Renamed(first="Grace", last="Hopper"),
+    ]
+    # The record itself stays as it was stored.
+    assert [(r.schema_version, r.data) for r in loaded] == [
+        (1, {"name": "Ada Lovelace"}),
+        (2, {"first": "Grace", "last": "Hopper"}),
+    ]
+
+
+class _Shelved(DomainEvent):
+    event_type: ClassVar[str] = "test.shelved"
+    service: ClassVar[str] = "test"
+    public: ClassVar[bool] = False
+    sku: str
+
+
+class _Announced(DomainEvent):
+    event_type: ClassVar[str] = "test.announced"
+    service: ClassVar[str] = "test"
+    sku: str
+
+
+async def test_the_event_class_decides_whether_an_event_reaches_the_outbox(db):
+    stream = f"mixed-{uuid.uuid4()}"
+    caller = Caller(tenant_id="t1", correlation_id="c")
+    async with db.engine.begin() as conn:
+        recorded = await append_decided(
+            db.store,
+            conn,
+            caller,
+            stream_id=stream,
+            stream_type="mixed",
+            expected_version=0,
+            events=[_Shelved(sku="A"), _Announced(sku="A"), _Shelved(sku="B")],
+        )
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(db.outbox.c.event_id, db.outbox.c.value, db.outbox.c.headers).where(
+                    db.outbox.c.key == stream.encode()
+                )
+            )
+        ).all()
+        stored = await db.store.load(conn, stream)
+    assert [r.type for r in stored] == ["test.shelved", "test.announced", "test.shelved"]
+    assert [r.data for r in stored] == [{"sku": "A"}, {"sku": "A"}, {"sku": "B"}]
+    assert [row.event_id for row in rows] == [recorded[1].event_id]
+    assert json.loads(rows[0].value) == {"sku": "A"}
+    assert dict(rows[0].headers)["ce_type"] == "test.announced"
+    assert dict(rows[0].headers)["ce_sequence"] == "2"

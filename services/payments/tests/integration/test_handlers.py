@@ -30,8 +30,14 @@ async def handlers(infra) -> AsyncIterator[PaymentHandlers]:
     dsn = infra.settings().database_dsn(name)
     await asyncio.to_thread(migrate, dsn, MIGRATIONS)
     engine = create_engine(dsn, pool_size=2)
-    store = EventStore(t.events, t.outbox, source="/waybill/payments", topic=topics.PAYMENTS_EVENTS)
-    yield PaymentHandlers(engine=engine, store=store, registry=payment_registry())
+    store = EventStore(
+        t.events,
+        t.outbox,
+        source="/waybill/payments",
+        topic=topics.PAYMENTS_EVENTS,
+        registry=payment_registry(),
+    )
+    yield PaymentHandlers(engine=engine, store=store)
     await engine.dispose()
 
 

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from waybill.common import topics
 from waybill.devstack.testing import eventually
-from waybill.payments.consumers import GROUP
+from waybill.payments.subscriptions import GROUP
 
 from .conftest import Shop
 

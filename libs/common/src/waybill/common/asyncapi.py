@@ -4,16 +4,45 @@ Events leave a service through the outbox relay rather than a FastStream publish
 document is built from a broker object that is declared but never connected: one publisher
 per (topic, event type) and one subscriber per consumed (topic, event type), each carrying the
 event's pydantic schema.
+
+Both sides are derived, never listed by hand: the publish side from the events the service
+appends (its event store's registry) that declare themselves public, the subscribe side from
+its subscription table. A private event (e.g. orders' stock streams) never reaches Kafka, so
+it is not in the document either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
+
+from waybill.common.consumer.subscriptions import Subscriptions
+from waybill.common.contracts.event import DomainEvent
+
+
+def published_by_topic(appended: Iterable[type[BaseModel]]) -> dict[str, list[type[BaseModel]]]:
+    """The public events among ``appended``, by the topic they are published on."""
+    by_topic: dict[str, list[type[BaseModel]]] = {}
+    for model in appended:
+        if issubclass(model, DomainEvent) and model.public:
+            by_topic.setdefault(model.topic(), []).append(model)
+    return by_topic
+
+
+def service_document(
+    *, service: str, appended: Iterable[type[BaseModel]], subscriptions: Subscriptions
+) -> dict[str, Any]:
+    """The document of a service: what it appends and publishes, what it subscribes to."""
+    consumes: dict[str, list[type[BaseModel]]] = {
+        topic: list(models) for topic, models in subscriptions.consumes.items()
+    }
+    return asyncapi_document(
+        service=service, publishes=published_by_topic(appended), consumes=consumes
+    )
 
 
 def asyncapi_document(

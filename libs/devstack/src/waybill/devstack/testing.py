@@ -99,6 +99,20 @@ class Infra:
         assert self.kafka is not None
         self.kafka.start()
 
+    def stop_postgres(self) -> None:
+        """Stop the session's PostgreSQL (every service's database goes away with it)."""
+        if self.postgres is None:
+            pytest.skip("database restarts need the embedded PostgreSQL (external one configured)")
+        self.postgres.stop()
+
+    def start_postgres(self) -> None:
+        """Start it again on the same port and data; returns once it accepts connections."""
+        assert self.postgres is not None
+        self.postgres.start()
+
+    def postgres_running(self) -> bool:
+        return self.postgres is None or self.postgres.pid is not None
+
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:

@@ -11,11 +11,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from waybill.common import topics
-from waybill.common.asyncapi import asyncapi_document
+from waybill.common.asyncapi import service_document
 from waybill.common.auth import KeyStore
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.contracts import orders as contract
-from waybill.common.contracts import payments as payments_contract
 from waybill.common.db import create_databases, create_engine, migrate
 from waybill.common.eventstore import EventStore
 from waybill.common.http.app import create_app
@@ -26,10 +25,10 @@ from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.orders import projections
 from waybill.orders.api import ERROR_STATUS, router
-from waybill.orders.consumers import CONSUMER_GROUP, payment_outcome_handler
 from waybill.orders.expiry import ExpiryRunner
 from waybill.orders.handlers import OrderHandlers
 from waybill.orders.settings import OrdersSettings
+from waybill.orders.subscriptions import subscriptions
 
 SERVICE = "orders"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -40,11 +39,15 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     configure_logging(SERVICE, settings)
     database = service_database(SERVICE)
     engine = create_engine(settings.database_dsn(database), pool_size=settings.orders_db_pool_size)
+    # Every event orders appends (its order and stock streams): the store types its loads
+    # with it, and the AsyncAPI publish side is its public part.
+    appended = contract.register(EventRegistry())
     store = EventStore(
         projections.events,
         projections.outbox,
         source=f"/waybill/{SERVICE}",
         topic=topics.ORDERS_EVENTS,
+        registry=appended,
     )
     handlers = OrderHandlers(
         engine=engine,
@@ -54,6 +57,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     key_store = KeyStore(settings)
     relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)
     expiry = ExpiryRunner(handlers, engine, settings.orders_expiry_interval_s)
+    subscribed = subscriptions(handlers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,14 +67,11 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         expiry_task = asyncio.create_task(expiry.run(), name="reservation-expiry")
         # Built here, not above: its Kafka client needs the running event loop.
-        consumer = EventConsumer(
+        consumer = EventConsumer.subscribing(
+            subscribed,
             bootstrap_servers=settings.bootstrap_servers,
-            group_id=CONSUMER_GROUP,
-            topics=[topics.PAYMENTS_EVENTS],
             engine=engine,
             inbox=projections.inbox,
-            registry=payments_contract.register(EventRegistry()),
-            handler=payment_outcome_handler(handlers),
             service=SERVICE,
         )
         await consumer.start()
@@ -95,15 +96,8 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
             "broker": broker_check(settings.bootstrap_servers),
         },
         lifespan=lifespan,
-        asyncapi=lambda: asyncapi_document(
-            service=SERVICE,
-            publishes={topics.ORDERS_EVENTS: [*contract.ORDER_EVENTS, *contract.INVENTORY_EVENTS]},
-            consumes={
-                topics.PAYMENTS_EVENTS: [
-                    payments_contract.PaymentCaptured,
-                    payments_contract.PaymentFailed,
-                ]
-            },
+        asyncapi=lambda: service_document(
+            service=SERVICE, appended=appended.models(), subscriptions=subscribed
         ),
     )
     app.state.handlers = handlers

@@ -174,10 +174,9 @@ class StockKeeping:
             stream_id=inventory_stream(caller.tenant_id, sku),
             stream_type="inventory",
             expected_version=state.version,
+            # Stock events are private (``InventoryEvent.public``): they stay in this
+            # service's event store and never reach Kafka (ADR 0001).
             events=events,
-            # Stock streams are how orders reserves units, not part of the event contract:
-            # they stay in this service's event store and never reach Kafka (ADR 0001).
-            publish=False,
         )
 
 

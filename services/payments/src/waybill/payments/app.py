@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from waybill.common import topics
-from waybill.common.asyncapi import asyncapi_document
+from waybill.common.asyncapi import service_document
 from waybill.common.auth import KeyStore
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.contracts import payments as contract
@@ -26,19 +26,14 @@ from waybill.common.outbox import OutboxRelay
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.payments import projections
+from waybill.payments.after_commit import AfterCommitEngine
 from waybill.payments.api import ERROR_STATUS, Services, router
 from waybill.payments.charger import Charger
-from waybill.payments.consumers import (
-    CONSUMED,
-    GROUP,
-    AfterCommitEngine,
-    consumed_registry,
-    order_event_handler,
-)
 from waybill.payments.domain.payment import PaymentOrderClosed
 from waybill.payments.gateway import build_gateway
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.settings import PaymentsSettings
+from waybill.payments.subscriptions import subscriptions
 from waybill.payments.sync import PaymentSync
 
 SERVICE = "payments"
@@ -46,10 +41,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def payment_registry() -> EventRegistry:
-    """Every event a payment stream holds: the public contract plus our internal event."""
-    registry = contract.register(EventRegistry())
-    registry.register(PaymentOrderClosed.event_type, PaymentOrderClosed)
-    return registry
+    """Every event a payment stream holds: the public contract plus our private event."""
+    return contract.register(EventRegistry()).add(PaymentOrderClosed)
 
 
 def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
@@ -62,16 +55,17 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
     engine = create_engine(
         settings.database_dsn(database), pool_size=settings.payments_db_pool_size
     )
+    appended = payment_registry()
     store = EventStore(
         projections.events,
         projections.outbox,
         source=f"/waybill/{SERVICE}",
         topic=topics.PAYMENTS_EVENTS,
+        registry=appended,
     )
     handlers = PaymentHandlers(
         engine=engine,
         store=store,
-        registry=payment_registry(),
         provider=settings.payments_provider_name,
         claim_lease=timedelta(seconds=settings.payments_claim_lease_s),
     )
@@ -91,6 +85,7 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
     )
     key_store = KeyStore(settings)
     relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)
+    subscribed = subscriptions(handlers, charger.submit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,15 +96,12 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
         charger.start()
         sync_task = asyncio.create_task(sync.run(), name="payment-sync")
         # Built here: its Kafka clients need the running loop.
-        consumer = EventConsumer(
+        consumer = EventConsumer.subscribing(
+            subscribed,
             bootstrap_servers=settings.bootstrap_servers,
-            group_id=GROUP,
-            topics=[topics.ORDERS_EVENTS],
             # Same pool; its transactions tell the charger when a new payment has committed.
             engine=AfterCommitEngine(engine.sync_engine),
             inbox=projections.inbox,
-            registry=consumed_registry(),
-            handler=order_event_handler(handlers, charger.submit),
             service=SERVICE,
         )
         await consumer.start()
@@ -138,10 +130,8 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
             "broker": broker_check(settings.bootstrap_servers),
         },
         lifespan=lifespan,
-        asyncapi=lambda: asyncapi_document(
-            service=SERVICE,
-            publishes={topics.PAYMENTS_EVENTS: list(contract.PAYMENT_EVENTS)},
-            consumes={topics.ORDERS_EVENTS: list(CONSUMED)},
+        asyncapi=lambda: service_document(
+            service=SERVICE, appended=appended.models(), subscriptions=subscribed
         ),
     )
     app.state.services = Services(

@@ -32,7 +32,6 @@ from waybill.common.eventstore import (
     retry_on_conflict,
 )
 from waybill.common.keyset import Position, newest_first_page
-from waybill.common.registry import EventRegistry
 from waybill.payments import projections as t
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import PaymentNotFound
@@ -98,8 +97,7 @@ class Claimed:
 @dataclass
 class PaymentHandlers:
     engine: AsyncEngine
-    store: EventStore
-    registry: EventRegistry
+    store: EventStore  # built with the registry of every payment event (typed, upcast loads)
     provider: str = "sandbox"
     claim_lease: timedelta = timedelta(seconds=60)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -268,7 +266,7 @@ class PaymentHandlers:
             if row is None:
                 return None
             recorded = await self.store.load(conn, payment_id)
-        events = [self.registry.model(r.type).model_validate(r.data) for r in recorded]
+        events = [r.typed() for r in recorded]
         origin = recorded[0].metadata if recorded else {}
         return Claimed(
             tenant_id=row.tenant_id,
@@ -304,7 +302,7 @@ class PaymentHandlers:
 
     async def load_in(self, conn: AsyncConnection, payment_id: str) -> p.Payment:
         recorded = await self.store.load(conn, payment_id)
-        events = [self.registry.model(r.type).model_validate(r.data) for r in recorded]
+        events = [r.typed() for r in recorded]
         return p.fold(payment_id, events)  # type: ignore[arg-type]
 
     async def tenant_of(self, conn: AsyncConnection, payment_id: str) -> str | None:

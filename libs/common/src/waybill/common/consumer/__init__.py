@@ -1,4 +1,6 @@
-"""Idempotent consumer runtime: inbox, failure taxonomy, retry with backoff, dead letters.
+"""Idempotent consumer runtime: inbox, failure taxonomy, retry with backoff, dead letters,
+and a pause while the consumer's own database is unreachable.
 
-Entry point: ``waybill.common.consumer.runtime.EventConsumer``.
+A service declares what it consumes once, in a ``subscriptions.Subscriptions`` table, and runs
+it with ``runtime.EventConsumer.subscribing``.
 """

@@ -2,7 +2,16 @@
 
 Kafka-client agnostic: it receives records (anything with topic, partition, offset, key, value,
 headers) and returns once every one of them is either applied, a known duplicate, skipped
-(unknown type) or durably dead-lettered. Only then may the caller commit their offsets.
+(a type nobody subscribed to) or durably dead-lettered. Only then may the caller commit their
+offsets.
+
+A record whose ``ce_type`` header names a type the registry does not know is skipped before
+anything else: no JSON decoding, no model validation, no inbox row, no transaction (most
+records on a topic are for other consumers). A record without the header is decoded, fails,
+and is dead-lettered like any other malformed record.
+
+While the consumer's own database is unreachable, failures do not count against a record's
+retry budget: the processor pauses on it until the database answers (``pause``).
 
 A batch is applied in one transaction (one inbox statement, then the handler per record) for
 throughput. If that transaction fails, it is rolled back and every record is applied again on
@@ -32,8 +41,9 @@ from waybill.common.backoff import RetryPolicy, retrying
 from waybill.common.consumer import inbox as inbox_rows
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure
+from waybill.common.consumer.pause import DependencyPause
 from waybill.common.envelope import EventEnvelope
-from waybill.common.failures import FailureClass
+from waybill.common.failures import FailureClass, is_retryable
 from waybill.common.failures.classify import classify
 from waybill.common.observability.tracing import context_from_traceparent
 from waybill.common.registry import EventRegistry
@@ -75,6 +85,7 @@ class RecordProcessor:
         retry: RetryPolicy,
         dead_letters: DeadLetterPublisher,
         batch_transactions: bool = True,
+        pause: DependencyPause | None = None,
     ) -> None:
         self._engine = engine
         self._inbox = inbox
@@ -85,6 +96,7 @@ class RecordProcessor:
         self._retry = retry
         self._dead_letters = dead_letters
         self._batch_transactions = batch_transactions
+        self._pause = pause or DependencyPause(engine, group=group)
 
     async def process(self, records: Sequence[Any]) -> None:
         """Apply, skip or dead-letter every record; returns when all outcomes are durable."""
@@ -104,6 +116,10 @@ class RecordProcessor:
 
     def _decode(self, record: Any) -> _Event | Failure | None:
         """The typed event; a ``Failure`` if it does not parse; None for an unknown type."""
+        event_type = _header(record, "ce_type")
+        if event_type is not None and not self._registry.knows(event_type):
+            self._count(record, "skipped")
+            return None
         try:
             envelope = EventEnvelope.from_kafka(record.value or b"", list(record.headers or ()))
             payload = self._registry.parse(envelope)
@@ -151,6 +167,20 @@ class RecordProcessor:
             await self._call_handler(conn, event)
             return "applied"
 
+    async def _apply_while_reachable(self, event: _Event) -> str:
+        """``_apply_one``, tried again without spending an attempt for as long as its failures
+        are the database's (``DependencyPause``)."""
+        refreshed = False
+        while True:
+            try:
+                return await self._apply_one(event)
+            except Exception as exc:
+                if not is_retryable(classify(exc)):
+                    raise
+                if not await self._pause.absorbs(exc, refreshed=refreshed):
+                    raise
+                refreshed = True
+
     async def _apply_with_retry(self, event: _Event) -> None:
         attempts = 0
         failed_at: list[datetime] = []
@@ -173,7 +203,7 @@ class RecordProcessor:
                 with attempt:
                     attempts += 1
                     try:
-                        outcome = await self._apply_one(event)
+                        outcome = await self._apply_while_reachable(event)
                     except Exception:
                         failed_at.append(datetime.now(UTC))
                         raise

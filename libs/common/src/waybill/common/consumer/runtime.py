@@ -17,6 +17,11 @@ the delivery guarantees are ours:
 
 A failed commit (broker restart, rebalance) is logged and tolerated: the records come again
 and the inbox recognises them as duplicates.
+
+Services build their consumer from their subscription table (``EventConsumer.subscribing``,
+see ``waybill.common.consumer.subscriptions``): group, topics, registry and dispatch all come
+from it. The plain constructor takes them one by one, for tests and benchmarks of the runtime
+itself.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -42,6 +47,7 @@ from waybill.common.backoff import DEFAULT_RETRY, RetryPolicy
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher
 from waybill.common.consumer.processor import Handler, RecordProcessor
+from waybill.common.consumer.subscriptions import Subscriptions
 from waybill.common.registry import EventRegistry
 
 log = structlog.get_logger(__name__)
@@ -122,6 +128,30 @@ class EventConsumer:
             title=f"{service}:{group_id}",
         )
         self._subscriber(self._on_batch)
+
+    @classmethod
+    def subscribing(
+        cls,
+        subscriptions: Subscriptions,
+        *,
+        bootstrap_servers: str,
+        engine: AsyncEngine,
+        inbox: Table,
+        service: str,
+        **options: Any,
+    ) -> Self:
+        """The consumer group of ``subscriptions``: its topics, types and handlers."""
+        return cls(
+            bootstrap_servers=bootstrap_servers,
+            group_id=subscriptions.group,
+            topics=subscriptions.topics,
+            engine=engine,
+            inbox=inbox,
+            registry=subscriptions.registry,
+            handler=subscriptions.dispatch,
+            service=service,
+            **options,
+        )
 
     @property
     def broker(self) -> KafkaBroker:

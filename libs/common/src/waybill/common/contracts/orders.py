@@ -1,4 +1,6 @@
-"""Events published by the orders service on ``waybill.orders.events`` (schema version 1)."""
+"""Events of the orders service (schema version 1): the order events are published on
+``waybill.orders.events``; the inventory events are private to orders' own event store (its
+stock streams: how it reserves units, not part of the contract between services)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,20 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from waybill.common.contracts.event import DomainEvent
 from waybill.common.registry import EventRegistry
 
 
-class OrderEvent(BaseModel):
-    """Base of every orders event: frozen, and names its CloudEvents type."""
+class OrderEvent(DomainEvent):
+    """Base of every orders event: produced by the orders service."""
 
-    model_config = ConfigDict(frozen=True)
-    event_type: ClassVar[str]
-    schema_version: ClassVar[int] = 1
+    service: ClassVar[str] = "orders"
+
+
+class InventoryEvent(OrderEvent):
+    """Base of the stock streams' events: private to the orders service (never on Kafka)."""
+
+    public: ClassVar[bool] = False
 
 
 class Customer(BaseModel):
@@ -94,27 +101,27 @@ class OrderReturned(OrderEvent):
     shipment_id: str
 
 
-class StockSet(OrderEvent):
+class StockSet(InventoryEvent):
     event_type: ClassVar[str] = "inventory.stock_set"
     sku: str
     available: int
 
 
-class StockReserved(OrderEvent):
+class StockReserved(InventoryEvent):
     event_type: ClassVar[str] = "inventory.reserved"
     sku: str
     order_id: str
     quantity: int
 
 
-class StockReleased(OrderEvent):
+class StockReleased(InventoryEvent):
     event_type: ClassVar[str] = "inventory.released"
     sku: str
     order_id: str
     quantity: int
 
 
-class StockCommitted(OrderEvent):
+class StockCommitted(InventoryEvent):
     """Reserved units left the shelf for good (the order was paid)."""
 
     event_type: ClassVar[str] = "inventory.committed"
@@ -142,6 +149,5 @@ INVENTORY_EVENTS: tuple[type[OrderEvent], ...] = (
 
 
 def register(registry: EventRegistry) -> EventRegistry:
-    for model in (*ORDER_EVENTS, *INVENTORY_EVENTS):
-        registry.register(model.event_type, model, version=model.schema_version)
-    return registry
+    """Add every event the orders service appends (its order and its stock streams)."""
+    return registry.add(*ORDER_EVENTS, *INVENTORY_EVENTS)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
+from waybill.common.contracts.event import DomainEvent
 from waybill.common.registry import EventRegistry
 
 
-class PaymentEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    event_type: ClassVar[str]
-    schema_version: ClassVar[int] = 1
+class PaymentEvent(DomainEvent):
+    """Base of every payments event: produced by the payments service."""
+
+    service: ClassVar[str] = "payments"
 
 
 class PaymentCreated(PaymentEvent):
@@ -73,6 +72,5 @@ PAYMENT_EVENTS: tuple[type[PaymentEvent], ...] = (
 
 
 def register(registry: EventRegistry) -> EventRegistry:
-    for model in PAYMENT_EVENTS:
-        registry.register(model.event_type, model, version=model.schema_version)
-    return registry
+    """Add the public payments events (payments adds its private ones itself)."""
+    return registry.add(*PAYMENT_EVENTS)

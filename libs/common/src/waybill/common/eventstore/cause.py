@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from waybill.common.contracts.event import DomainEvent
+from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.store import EventStore, NewEvent, RecordedEvent
 
 
@@ -19,20 +20,27 @@ class Caller:
     causation_id: str | None = None
     traceparent: str | None = None
 
+    @classmethod
+    def from_envelope(cls, envelope: EventEnvelope) -> Caller:
+        """The caller of a command a consumed event asks for: the event's tenant and
+        correlation id, caused by that event, in its trace."""
+        return cls(
+            tenant_id=envelope.tenant_id,
+            correlation_id=envelope.correlation_id,
+            causation_id=str(envelope.id),
+            traceparent=envelope.traceparent,
+        )
 
-class ContractEvent(Protocol):
-    """A versioned event model of the contract (``waybill.common.contracts``)."""
 
-    event_type: ClassVar[str]
-    schema_version: ClassVar[int]
-
-    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
-
-
-def new_events(events: Iterable[ContractEvent]) -> list[NewEvent]:
-    """Decided events as the event store appends them."""
+def new_events(events: Iterable[DomainEvent]) -> list[NewEvent]:
+    """Decided events as the event store appends them (public or private as they declare)."""
     return [
-        NewEvent(type=e.event_type, data=e.model_dump(mode="json"), schema_version=e.schema_version)
+        NewEvent(
+            type=e.event_type,
+            data=e.model_dump(mode="json"),
+            schema_version=e.schema_version,
+            public=e.public,
+        )
         for e in events
     ]
 
@@ -45,8 +53,7 @@ async def append_decided(
     stream_id: str,
     stream_type: str,
     expected_version: int,
-    events: Iterable[ContractEvent],
-    publish: bool = True,
+    events: Iterable[DomainEvent],
 ) -> list[RecordedEvent]:
     """Append a command's decided events, stamped with the ids ``caller`` carries."""
     return await store.append(
@@ -59,5 +66,4 @@ async def append_decided(
         correlation_id=caller.correlation_id,
         causation_id=caller.causation_id,
         traceparent=caller.traceparent,
-        publish=publish,
     )

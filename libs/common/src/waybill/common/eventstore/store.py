@@ -12,6 +12,12 @@ advisory lock ``OUTBOX_IDLE_LOCK_KEY`` while it sleeps: an append that cannot ta
 notifies; one that can holds it (shared) until its commit is visible, which keeps the relay from
 falling asleep before it has seen that row (the relay polls briefly instead). Nothing is
 skipped either way; see ``waybill.common.outbox.relay``.
+
+Whether an event leaves the service is the event's own declaration (``NewEvent.public``, from
+``DomainEvent.public``): a private event gets no envelope, headers or outbox row, so callers
+cannot disagree about it. ``load`` hands back typed events upcast to the newest schema version
+through the store's ``EventRegistry`` (the same ``decode`` the consumer uses on envelopes),
+which costs what the callers' own validation of each row cost before, and nothing on append.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +40,7 @@ from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.errors import ConcurrencyError
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, OUTBOX_IDLE_LOCK_KEY
 from waybill.common.observability.metrics import EVENTS_APPENDED
+from waybill.common.registry import EventRegistry
 
 STREAM_VERSION_CONSTRAINT = "uq_events_stream_version"
 
@@ -44,6 +52,7 @@ class NewEvent:
     type: str
     data: dict[str, Any]
     schema_version: int = 1
+    public: bool = True  # published through the outbox; False: stays in this event store
 
 
 @dataclass(frozen=True)
@@ -61,10 +70,22 @@ class RecordedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The typed event at the newest schema version (``load`` on a store with a registry);
+    # ``data`` and ``schema_version`` stay as stored.
+    event: BaseModel | None = field(default=None, compare=False)
+
+    def typed(self) -> BaseModel:
+        """``event``, for callers of a store built with a registry."""
+        if self.event is None:
+            raise TypeError(f"{self.type} v{self.version} was loaded without a registry")
+        return self.event
 
 
 def _append_sql(events: str, outbox: str | None) -> str:
     """The append statement; without ``outbox`` the events stay private to the service.
+
+    The outbox rows come from their own arrays ($14-$16): only the public events of the
+    append have one.
 
     `head` reads the stream's version through the (stream_id, version) index; the insert only
     happens when it equals the expected version, so a stale reader gets no rows back. Two
@@ -92,7 +113,7 @@ FROM head LEFT JOIN appended ON true"""
     return f"""{insert_events}, published AS (
     INSERT INTO {outbox} (event_id, topic, key, value, headers)
     SELECT o.event_id, $12, $13, o.value, o.headers::jsonb
-    FROM unnest($6::uuid[], $14::bytea[], $15::text[]) AS o(event_id, value, headers)
+    FROM unnest($14::uuid[], $15::bytea[], $16::text[]) AS o(event_id, value, headers)
     WHERE EXISTS (SELECT 1 FROM appended)
 )
 SELECT head.version, appended.global_position, appended.version,
@@ -136,8 +157,10 @@ class EventStore:
         source: str,
         topic: str,
         service: str | None = None,
+        registry: EventRegistry | None = None,
     ) -> None:
         self.source = source
+        self.registry = registry
         self.topic = topic
         self.service = service or source.rstrip("/").rsplit("/", 1)[-1]
         self._append = _append_sql(f'"{events.name}"', f'"{outbox.name}"')
@@ -162,13 +185,12 @@ class EventStore:
         correlation_id: str,
         causation_id: str | None = None,
         traceparent: str | None = None,
-        publish: bool = True,
     ) -> list[RecordedEvent]:
         """Append ``events`` after ``expected_version`` (0 = a new stream), in ``conn``'s
         transaction. Raises ``ConcurrencyError`` if the stream is not at that version.
 
-        ``publish=False`` keeps the events private to the service's own event store (no outbox
-        row, nothing on Kafka): for streams that are an implementation detail, not contract."""
+        Each public event also gets its outbox row (its Kafka record); a private one
+        (``NewEvent.public`` False) stays in this event store and never reaches Kafka."""
         if not events:
             return []
         now = datetime.now(UTC)
@@ -179,9 +201,14 @@ class EventStore:
             metadata["traceparent"] = traceparent
         ids = [uuid.uuid4() for _ in events]
         versions = list(range(expected_version + 1, expected_version + 1 + len(events)))
+        data: list[str] = []  # each event's data as JSON text
+        published: list[uuid.UUID] = []  # the public events' ids, values and headers
         values: list[bytes] = []
         headers: list[str] = []
         for event_id, version, event in zip(ids, versions, events, strict=True):
+            if not event.public:
+                data.append(json.dumps(event.data, separators=(",", ":"), default=str))
+                continue
             _, value, kafka_headers = EventEnvelope(
                 id=event_id,
                 source=self.source,
@@ -196,6 +223,8 @@ class EventStore:
                 traceparent=traceparent,
                 data=event.data,
             ).to_kafka()
+            data.append(value.decode())
+            published.append(event_id)
             values.append(value)
             headers.append(json.dumps([[name, raw.decode()] for name, raw in kafka_headers]))
         params: tuple[Any, ...] = (
@@ -208,16 +237,13 @@ class EventStore:
             versions,
             [event.type for event in events],
             [event.schema_version for event in events],
-            [value.decode() for value in values],
+            data,
             expected_version,
-            self.topic,
-            stream_id.encode(),
-            values,
-            headers,
         )
-        statement = self._append
-        if not publish:
-            statement, params = self._append_private, params[:11]
+        statement = self._append_private
+        if published:
+            statement = self._append
+            params += (self.topic, stream_id.encode(), published, values, headers)
         try:
             rows = await (await driver(conn)).fetch(statement, *params)
         except (IntegrityError, asyncpg.UniqueViolationError) as exc:
@@ -254,24 +280,35 @@ class EventStore:
         after_version: int = 0,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        """The stream's events after ``after_version``, in version order (at most ``limit``)."""
+        """The stream's events after ``after_version``, in version order (at most ``limit``).
+
+        With a registry, each carries its typed event upcast to the newest schema version
+        (``RecordedEvent.typed()``); a stored type the registry does not know raises
+        ``KeyError``: a store must know every event its streams hold."""
         rows = await (await driver(conn)).fetch(self._load, stream_id, after_version, limit)
-        return [
-            RecordedEvent(
-                global_position=row["global_position"],
-                event_id=row["event_id"],
-                stream_id=row["stream_id"],
-                stream_type=row["stream_type"],
-                version=row["version"],
-                type=row["type"],
-                schema_version=row["schema_version"],
-                tenant_id=row["tenant_id"],
-                data=_json(row["data"]),
-                metadata=_json(row["metadata"]),
-                recorded_at=row["recorded_at"],
+        decode = self.registry.decode if self.registry is not None else None
+        loaded = []
+        for row in rows:
+            data = _json(row["data"])
+            loaded.append(
+                RecordedEvent(
+                    global_position=row["global_position"],
+                    event_id=row["event_id"],
+                    stream_id=row["stream_id"],
+                    stream_type=row["stream_type"],
+                    version=row["version"],
+                    type=row["type"],
+                    schema_version=row["schema_version"],
+                    tenant_id=row["tenant_id"],
+                    data=data,
+                    metadata=_json(row["metadata"]),
+                    recorded_at=row["recorded_at"],
+                    event=None
+                    if decode is None
+                    else decode(row["type"], row["schema_version"], data),
+                )
             )
-            for row in rows
-        ]
+        return loaded
 
     async def stream_version(self, conn: AsyncConnection, stream_id: str) -> int:
         """The stream's current version (0 when it has no events)."""

@@ -14,8 +14,9 @@ failure after a capture, a capture after a failure (which the provider cannot pr
 *ignored*: ``decide`` returns no events and the caller logs it. Only commands a caller chose
 (a refund) raise errors.
 
-``payment.order_closed`` is internal to payments (not in the shared contract): the order was
-cancelled or expired, so a captured payment must be refunded, now or once it is captured.
+``payment.order_closed`` is private to payments (not in the shared contract, never on Kafka):
+the order was cancelled or expired, so a captured payment must be refunded, now or once it is
+captured.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ def payment_id_for(tenant_id: str, order_id: str) -> str:
 
 
 class PaymentOrderClosed(PaymentEvent):
-    """The order was cancelled or expired: its money must go back (internal event)."""
+    """The order was cancelled or expired: its money must go back (private event)."""
 
     event_type: ClassVar[str] = "payment.order_closed"
+    public: ClassVar[bool] = False
     payment_id: str
     order_id: str
     reason: str
