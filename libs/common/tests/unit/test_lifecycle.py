@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from waybill.common.lifecycle import ALL_ROLES, Lifecycle, Role, parse_roles
+from waybill.devstack.testing import eventually
 
 
 def test_roles_default_to_all_and_unknown_names_are_refused() -> None:
@@ -110,9 +111,10 @@ async def test_a_task_that_dies_is_logged_when_it_dies() -> None:
     life.task(Role.WORKERS, "crashy", crash)
     with structlog.testing.capture_logs() as logs:
         async with life.running():
-            for _ in range(100):
-                if any(e["event"] == "service_task_failed" for e in logs):
-                    break
-                await asyncio.sleep(0)
-            failed = [e for e in logs if e["event"] == "service_task_failed"]
-    assert failed and failed[0]["task"] == "crashy"
+            failed = await eventually(
+                lambda: [e for e in logs if e["event"] == "service_task_failed"],
+                timeout_s=5,
+                interval_s=0.01,
+                what="the task's failure logged",
+            )
+    assert failed[0]["task"] == "crashy"

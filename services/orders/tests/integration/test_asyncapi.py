@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from waybill.common.testing import Tenant
-
 from waybill.common import topics
+from waybill.devstack.testing import Tenant
 
 ORDER_TYPES = {
     "order.placed",
