@@ -28,9 +28,9 @@ from waybill.common.settings import service_database
 from waybill.orders import projections
 from waybill.orders.api import router
 from waybill.orders.consumers import CONSUMER_GROUP, payment_outcome_handler
-from waybill.orders.expiry import ExpiryRunner
 from waybill.orders.handlers import OrderHandlers
 from waybill.orders.settings import OrdersSettings
+from waybill.orders.workers.expiry import reservation_expiry
 
 SERVICE = "orders"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -54,7 +54,9 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     )
     key_store = KeyStore(settings)
     relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)
-    expiry = ExpiryRunner(handlers, engine, settings.orders_expiry_interval_s)
+    expiry = reservation_expiry(
+        handlers, engine, interval_s=settings.orders_expiry_interval_s, service=SERVICE
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +64,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         await asyncio.to_thread(migrate, settings.database_dsn(database), MIGRATIONS)
         await key_store.start()
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        expiry_task = asyncio.create_task(expiry.run(), name="reservation-expiry")
+        expiry.start()
         # Built here, not above: its Kafka client needs the running event loop.
         consumer = EventConsumer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -79,7 +81,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
             yield
         finally:
             await consumer.stop()
-            await ExpiryRunner.stop(expiry_task)
+            await expiry.stop()
             await relay.stop()
             relay_task.cancel()
             await asyncio.gather(relay_task, return_exceptions=True)

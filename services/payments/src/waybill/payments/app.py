@@ -40,7 +40,7 @@ from waybill.payments.domain.payment import PaymentOrderClosed
 from waybill.payments.gateway import build_gateway
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.settings import PaymentsSettings
-from waybill.payments.sync import PaymentSync
+from waybill.payments.workers.sync import PaymentSync, payment_sync_job
 
 SERVICE = "payments"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -83,12 +83,15 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
         concurrency=settings.payments_charger_concurrency,
         sweep_interval_s=settings.payments_sweep_interval_s,
     )
-    sync = PaymentSync(
-        handlers,
-        gateway,
+    sync = payment_sync_job(
+        PaymentSync(
+            handlers,
+            gateway,
+            threshold_s=settings.payments_sync_threshold_s,
+            on_provider_work=charger.submit,
+        ),
         interval_s=settings.payments_sync_interval_s,
-        threshold_s=settings.payments_sync_threshold_s,
-        on_provider_work=charger.submit,
+        service=SERVICE,
     )
     key_store = KeyStore(settings)
     relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)
@@ -100,7 +103,7 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
         await key_store.start()
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         charger.start()
-        sync_task = asyncio.create_task(sync.run(), name="payment-sync")
+        sync.start()
         # Built here: its Kafka clients need the running loop.
         consumer = EventConsumer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -118,11 +121,11 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
             yield
         finally:
             await consumer.stop()
-            sync_task.cancel()
+            await sync.stop()
             await charger.stop()
             await relay.stop()
             relay_task.cancel()
-            await asyncio.gather(relay_task, sync_task, return_exceptions=True)
+            await asyncio.gather(relay_task, return_exceptions=True)
             await gateway.aclose()
             await key_store.close()
             await engine.dispose()
