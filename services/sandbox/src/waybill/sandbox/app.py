@@ -20,8 +20,9 @@ from waybill.common.http.app import create_app
 from waybill.common.http.health import database_check
 from waybill.common.infra.postgres import create_databases
 from waybill.common.observability.logging import configure_logging
+from waybill.common.queue import QueueWorker
 from waybill.sandbox import admin, api
-from waybill.sandbox.delivery import WebhookDeliverer
+from waybill.sandbox.delivery import WebhookSender, webhook_queue
 from waybill.sandbox.errors import ProviderError
 from waybill.sandbox.fault_layer import FaultLayer, RequestLog
 from waybill.sandbox.faults import FaultKnobs
@@ -42,39 +43,54 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     database = settings.sandbox_database
     engine = create_engine(settings.database_dsn(database), pool_size=settings.sandbox_db_pool_size)
     knobs = FaultKnobs(settings)
-    events = WebhookEvents(knobs, max_age_s=settings.sandbox_webhook_max_age_s)
+    queue = webhook_queue(
+        engine,
+        timeout_s=settings.sandbox_webhook_timeout_s,
+        retry_base_s=settings.sandbox_webhook_retry_base_s,
+    )
+    events = WebhookEvents(knobs, queue, max_age_s=settings.sandbox_webhook_max_age_s)
     client = httpx.AsyncClient(
         limits=httpx.Limits(
             max_connections=settings.sandbox_webhook_concurrency,
             max_keepalive_connections=settings.sandbox_webhook_concurrency,
         )
     )
-    deliverer = WebhookDeliverer(
-        engine,
+    sender = WebhookSender(
+        queue,
         client,
         url=settings.sandbox_webhook_url,
         secret=settings.provider_webhook_secret,
-        concurrency=settings.sandbox_webhook_concurrency,
         timeout_s=settings.sandbox_webhook_timeout_s,
-        retry_base_s=settings.sandbox_webhook_retry_base_s,
-        tick_s=settings.sandbox_tick_s,
     )
+    deliverer = QueueWorker(
+        queue,
+        sender.deliver,
+        dsn=settings.asyncpg_dsn(database),
+        service=SERVICE,
+        concurrency=settings.sandbox_webhook_concurrency,
+        poll_s=settings.sandbox_poll_s,
+    )
+    # Deliveries are enqueued with a NOTIFY; waking the local worker too saves its round trip.
+    settlement = Settlement(engine, events, deliverer.wakeup.wake, poll_s=settings.sandbox_poll_s)
     provider = PaymentProvider(
-        engine, events, deliverer.wake, settle_after_s=settings.sandbox_async_settle_s
+        engine,
+        events,
+        deliverer.wakeup.wake,
+        settle_after_s=settings.sandbox_async_settle_s,
+        on_settlement_scheduled=settlement.wake,
     )
-    settlement = Settlement(engine, events, deliverer.wake, tick_s=settings.sandbox_tick_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(create_databases, settings.server_url, [database])
         await asyncio.to_thread(migrate, settings.database_dsn(database), MIGRATIONS)
         settle_task = asyncio.create_task(settlement.run(), name="sandbox-settlement")
-        deliver_task = asyncio.create_task(deliverer.run(), name="sandbox-webhooks")
+        deliverer.start()
         try:
             yield
         finally:
             await stop_task(settle_task)
-            await deliverer.stop(deliver_task)
+            await deliverer.stop()
             await client.aclose()
             await engine.dispose()
 
@@ -92,6 +108,7 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.state.provider = provider
     app.state.settlement = settlement
     app.state.deliverer = deliverer
+    app.state.queues = [queue]
     return app
 
 

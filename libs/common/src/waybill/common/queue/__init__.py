@@ -12,7 +12,14 @@ from waybill.common.queue.spec import (
     QueueSpec,
     RetryLater,
 )
-from waybill.common.queue.store import JobQueue, JobSummary, QueueStats, queue_stats, recent_jobs
+from waybill.common.queue.store import (
+    JobQueue,
+    JobSummary,
+    NewJob,
+    QueueStats,
+    queue_stats,
+    recent_jobs,
+)
 from waybill.common.queue.worker import QueueWorker
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "Job",
     "JobQueue",
     "JobSummary",
+    "NewJob",
     "Outcome",
     "QueueSpec",
     "QueueStats",

@@ -25,6 +25,23 @@ WITH key_row AS (
 )
 """ + ENQUEUE.strip()
 
+# Many jobs in one statement (arrays, one element per job).
+ENQUEUE_MANY = """
+INSERT INTO queue_jobs (queue, tenant_id, key, payload, priority, status, attempts, run_at,
+                        deadline, enqueued_at)
+SELECT $1, t.tenant_id, t.key, t.payload::jsonb, t.priority, 'queued', 0, t.run_at,
+       t.deadline, $7
+FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[],
+            $8::timestamptz[]) AS t(tenant_id, key, payload, priority, run_at, deadline)
+"""
+ENQUEUE_MANY_KEYED = """
+WITH key_rows AS (
+    INSERT INTO queue_keys (queue, key, next_at)
+    SELECT DISTINCT $1, k, $7::timestamptz FROM unnest($3::text[]) AS k
+    ON CONFLICT DO NOTHING
+)
+""" + ENQUEUE_MANY.strip()
+
 NOTIFY = "SELECT pg_notify($1, $2)"
 
 # Unkeyed: the best due jobs, skipping those another claimer holds. The outer status check is

@@ -28,6 +28,18 @@ NO_AGING_S = 1e12
 
 
 @dataclass(frozen=True)
+class NewJob:
+    """A job to enqueue with ``JobQueue.enqueue_many``."""
+
+    key: str
+    payload: dict[str, Any]
+    tenant_id: str | None = None
+    priority: int = 0
+    run_at: datetime | None = None
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
 class QueueStats:
     queue: str
     depth: int
@@ -131,6 +143,25 @@ class JobQueue:
             deadline=deadline,
         )
 
+    async def enqueue_many(self, conn: AsyncConnection, jobs: Sequence[NewJob]) -> None:
+        """Add ``jobs`` in ``conn``'s transaction with one statement and one NOTIFY."""
+        if not jobs:
+            return
+        now = self.clock()
+        raw = await driver(conn)
+        await raw.execute(
+            q.ENQUEUE_MANY_KEYED if self.spec.keyed else q.ENQUEUE_MANY,
+            self.name,
+            [j.tenant_id for j in jobs],
+            [j.key for j in jobs],
+            [json.dumps(j.payload, separators=(",", ":")) for j in jobs],
+            [j.priority for j in jobs],
+            [j.run_at or now for j in jobs],
+            now,
+            [j.deadline for j in jobs],
+        )
+        await raw.execute(q.NOTIFY, QUEUE_CHANNEL, self.name)
+
     # --- claims and outcomes (own transactions) --------------------------------------------
 
     async def claim(self, limit: int) -> list[Job]:
@@ -170,6 +201,14 @@ class JobQueue:
         key = await (await driver(conn)).fetchval(q.COMPLETE, job.id, job.attempts, self.clock())
         if key is not None and self.spec.serial:
             await (await driver(conn)).execute(q.FREE_KEY, self.name, key)
+        return key is not None
+
+    async def fail_in(self, conn: AsyncConnection, job: Job, error: str) -> bool:
+        """Mark ``job`` failed inside ``conn``'s transaction (with the failure it recorded)."""
+        raw = await driver(conn)
+        key = await raw.fetchval(q.FAIL, job.id, job.attempts, self.clock(), error)
+        if key is not None and self.spec.serial:
+            await raw.execute(q.FREE_KEY, self.name, key)
         return key is not None
 
     async def reschedule(self, job: Job, delay_s: float, error: str | None) -> bool:
