@@ -21,6 +21,7 @@ from waybill.common.http.health import database_check
 from waybill.common.infra.postgres import create_databases
 from waybill.common.observability.logging import configure_logging
 from waybill.common.queue import QueueWorker
+from waybill.common.queue.admin import queues_router
 from waybill.sandbox import admin, api
 from waybill.sandbox.delivery import WebhookSender, webhook_queue
 from waybill.sandbox.errors import ProviderError
@@ -33,6 +34,11 @@ from waybill.sandbox.webhooks import WebhookEvents
 
 SERVICE = "sandbox"
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+async def no_tenant() -> None:
+    """The sandbox has no tenants (nor keys, like its other admin routes): all jobs show."""
+    return None
 
 
 def build_app(settings: SandboxSettings | None = None) -> FastAPI:
@@ -97,7 +103,7 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     app = create_app(
         service=SERVICE,
         settings=settings,
-        routers=[api.router, admin.router],
+        routers=[api.router, admin.router, queues_router(engine, [queue], no_tenant)],
         health_checks={"database": database_check(engine)},
         lifespan=lifespan,
     )

@@ -145,3 +145,11 @@ WHERE tenant_id = $1 AND queue = ANY($2::text[])
 ORDER BY id DESC
 LIMIT $3
 """
+# A process without tenants (the sandbox) shows its last jobs, whoever they were for.
+RECENT_ANY_TENANT = """
+SELECT id, queue, key, status, attempts, priority, run_at, enqueued_at, finished_at, last_error
+FROM queue_jobs
+WHERE queue = ANY($1::text[])
+ORDER BY id DESC
+LIMIT $2
+"""

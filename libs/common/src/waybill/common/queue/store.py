@@ -265,9 +265,14 @@ async def queue_stats(engine: AsyncEngine, names: Sequence[str]) -> list[QueueSt
 
 
 async def recent_jobs(
-    engine: AsyncEngine, tenant_id: str, names: Sequence[str], limit: int = 20
+    engine: AsyncEngine, tenant_id: str | None, names: Sequence[str], limit: int = 20
 ) -> list[JobSummary]:
-    """The tenant's last ``limit`` jobs of these queues, newest first."""
+    """The tenant's last ``limit`` jobs of these queues, newest first (``tenant_id`` None:
+    anyone's, for a process without tenants)."""
     async with engine.begin() as conn:
-        rows = await (await driver(conn)).fetch(q.RECENT, tenant_id, list(names), limit)
+        raw = await driver(conn)
+        if tenant_id is None:
+            rows = await raw.fetch(q.RECENT_ANY_TENANT, list(names), limit)
+        else:
+            rows = await raw.fetch(q.RECENT, tenant_id, list(names), limit)
     return [JobSummary(**dict(r)) for r in rows]
