@@ -109,6 +109,12 @@ async def refund(
     )
 
 
+async def admin_tenant(principal: Annotated[Principal, Depends(admin_only)]) -> str:
+    """Who may read ``GET /admin/queues`` (mounted from the kit in ``app``): a tenant's
+    admins, who see their own jobs."""
+    return principal.tenant_id
+
+
 @router.post("/admin/payments/sync", response_model=SyncResult, tags=["admin"])
 async def sync_now(
     svc: Svc,

@@ -7,7 +7,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -24,11 +23,13 @@ from waybill.common.http.health import broker_check, database_check
 from waybill.common.infra.postgres import create_databases
 from waybill.common.observability.logging import configure_logging
 from waybill.common.outbox import OutboxRelay
+from waybill.common.queue import JobQueue
+from waybill.common.queue.admin import queues_router
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.payments import projections
-from waybill.payments.api import Services, router
-from waybill.payments.charger import Charger
+from waybill.payments.api import Services, admin_tenant, router
+from waybill.payments.charger import Charger, charges_spec
 from waybill.payments.consumers import (
     CONSUMED,
     GROUP,
@@ -69,19 +70,22 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
         source=f"/waybill/{SERVICE}",
         topic=topics.PAYMENTS_EVENTS,
     )
+    gateway = build_gateway(settings)
+    charges = JobQueue(engine, charges_spec(gateway, lease_s=settings.payments_claim_lease_s))
     handlers = PaymentHandlers(
         engine=engine,
         store=store,
         registry=payment_registry(),
+        charges=charges,
         provider=settings.payments_provider_name,
-        claim_lease=timedelta(seconds=settings.payments_claim_lease_s),
     )
-    gateway = build_gateway(settings)
     charger = Charger(
         handlers,
         gateway,
+        dsn=settings.asyncpg_dsn(database),
+        service=SERVICE,
         concurrency=settings.payments_charger_concurrency,
-        sweep_interval_s=settings.payments_sweep_interval_s,
+        poll_s=settings.payments_sweep_interval_s,
     )
     sync = payment_sync_job(
         PaymentSync(
@@ -133,7 +137,7 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
     app = create_app(
         service=SERVICE,
         settings=settings,
-        routers=[router],
+        routers=[router, queues_router(engine, [charges], admin_tenant)],
         # The provider is deliberately not a readiness check: during a provider outage
         # payments wait (and webhooks and reads still work); an unready service would not.
         health_checks={
