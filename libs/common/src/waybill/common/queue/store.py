@@ -10,11 +10,12 @@ should the process die first, the lease lapses and any worker claims it again.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,6 +26,19 @@ from waybill.common.queue.schema import QUEUE_CHANNEL
 from waybill.common.queue.spec import Job, QueueSpec
 
 NO_AGING_S = 1e12
+T = TypeVar("T")
+
+
+async def _uncancellable(work: Awaitable[T]) -> T:
+    """Run ``work`` (one transaction of our own) to its end even if the caller is cancelled.
+
+    Cancelling a task while SQLAlchemy's asyncpg adapter awaits ``BEGIN`` leaves the pooled
+    connection inside a server-side transaction that the adapter does not know about; the
+    next transaction on it then never commits. Stopping a worker cancels its tasks, so each
+    statement of ours finishes (and commits or rolls back) first; a claim finished this way is
+    not run -- its lease lapses and the job is claimed again.
+    """
+    return await asyncio.shield(asyncio.ensure_future(work))
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,9 @@ class JobQueue:
         """Lease up to ``limit`` due jobs (attempts + 1 each)."""
         if limit <= 0:
             return []
+        return await _uncancellable(self._claim(limit))
+
+    async def _claim(self, limit: int) -> list[Job]:
         now = self.clock()
         until = now + self._lease
         async with self.engine.begin() as conn:
@@ -222,6 +239,9 @@ class JobQueue:
         return await self._finish(q.FAIL, job, self.clock(), error)
 
     async def _finish(self, statement: str, job: Job, *args: Any) -> bool:
+        return await _uncancellable(self._finish_now(statement, job, *args))
+
+    async def _finish_now(self, statement: str, job: Job, *args: Any) -> bool:
         async with self.engine.begin() as conn:
             raw = await driver(conn)
             key = await raw.fetchval(statement, job.id, job.attempts, *args)
@@ -233,12 +253,18 @@ class JobQueue:
 
     async def next_due(self) -> datetime | None:
         """When the earliest queued job (or lease) comes due; None when the queue is empty."""
+        return await _uncancellable(self._next_due())
+
+    async def _next_due(self) -> datetime | None:
         async with self.engine.begin() as conn:
             due: datetime | None = await (await driver(conn)).fetchval(q.NEXT_DUE, self.name)
             return due
 
     async def prune(self) -> int:
         """Forget done jobs older than the retention; returns how many."""
+        return await _uncancellable(self._prune())
+
+    async def _prune(self) -> int:
         before = self.clock() - timedelta(seconds=self.spec.retention_s)
         async with self.engine.begin() as conn:
             status = await (await driver(conn)).execute(q.PRUNE, self.name, before)
@@ -247,6 +273,10 @@ class JobQueue:
 
 async def queue_stats(engine: AsyncEngine, names: Sequence[str]) -> list[QueueStats]:
     """Depth, running, failed and oldest waiting age of each queue in ``names``."""
+    return await _uncancellable(_queue_stats(engine, names))
+
+
+async def _queue_stats(engine: AsyncEngine, names: Sequence[str]) -> list[QueueStats]:
     now = datetime.now(UTC)
     async with engine.begin() as conn:
         rows = await (await driver(conn)).fetch(q.STATS, list(names), now)
