@@ -1,10 +1,10 @@
 """``QueueWorker``: runs one queue's jobs in this process, sleeping while there is nothing due.
 
 The loop claims as many jobs as it has free slots, starts them, and sleeps until whichever
-comes first: a NOTIFY for its queue (a commit enqueued a job), a local job finishing (a slot, or
-a serial key, is free), the next job's ``run_at`` (a retry, a delayed job, a lease to recover)
-or ``poll_s`` (the fallback should a notification be missed). An idle process therefore wakes
-every ``poll_s`` seconds, not every few milliseconds.
+comes first: a NOTIFY for its queue (a commit enqueued a job), a local job finishing when the
+loop waits for a slot or a key, a local retry scheduled, the next job's ``run_at`` (a delayed
+job, a lease to recover) or ``poll_s`` (the fallback should a notification be missed). An idle
+process therefore wakes every ``poll_s`` seconds, not every few milliseconds.
 
 A handler returns (done), raises ``RetryLater`` (the queue's backoff, never past the job's
 deadline or ``max_attempts``), raises ``GiveUp`` (failed), or lets a database/network error
@@ -62,6 +62,7 @@ class QueueWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._running_ids: set[int] = set()
         self._task: asyncio.Task[None] | None = None
+        self._full = False  # the loop found no free slot: a finishing job must wake it
         self._stats_at = 0.0
         self._pruned_at = 0.0
         self._log = log.bind(service=service, queue=queue.name)
@@ -92,6 +93,7 @@ class QueueWorker:
             self.wakeup.event.clear()  # before claiming: a NOTIFY from now on is not lost
             try:
                 free = self.concurrency - len(self._in_flight)
+                self._full = free <= 0
                 claimed = await self.queue.claim(free)
                 for job in claimed:
                     self._start(job)
@@ -127,7 +129,10 @@ class QueueWorker:
             self._log.warning("queue_job_outcome_unrecorded", job_id=job.id, error=str(exc))
         finally:
             self._running_ids.discard(job.id)
-            self.wakeup.wake()  # a slot (and maybe a serial key) is free
+            # Wake the loop only when this frees what it waits for: a slot it lacked, or a key
+            # (keyed queues). Waking it after every job would cost a claim per job.
+            if self._full or spec.keyed:
+                self.wakeup.wake()
 
     async def _attempt(self, job: Job) -> None:
         spec = self.queue.spec
@@ -171,6 +176,7 @@ class QueueWorker:
             reason=reason,
         )
         self._count("retry" if await self.queue.reschedule(job, delay_s, reason) else "lost")
+        self.wakeup.wake()  # the loop's sleep may end after this retry is due
 
     async def _fail(self, job: Job, reason: str) -> None:
         self._log.warning("queue_job_failed", job_id=job.id, attempt=job.attempts, reason=reason)
