@@ -87,7 +87,8 @@ class Recorded:
 @dataclass(frozen=True)
 class Claimed:
     """What the charger needs to do a payment's provider work; ``job``: the charges job it
-    runs under, when the transaction that made the work also enqueued it (claimed by us)."""
+    runs under, when the transaction that made the work also enqueued it (claimed by us).
+    ``attempts`` is 0 here: failed attempts are counted by the job (``Job.attempts``)."""
 
     tenant_id: str
     state: p.Payment
