@@ -1,6 +1,6 @@
 """The payment handlers on a real PostgreSQL database of their own: what a new payment hands
-the charger, and how each recorded outcome leaves the claim (``next_attempt_at``) that the
-charger and the sweep rely on."""
+the charger, and how each recorded outcome leaves the payment's ``charges`` job (its claim on
+the provider work) that the charger and the queue rely on."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from waybill.common import topics
 from waybill.common.contracts.orders import Address, Customer, LineItem, OrderPlaced
 from waybill.common.db import create_engine, migrate
 from waybill.common.eventstore import Caller, EventStore
+from waybill.common.queue import JobQueue, QueueSpec
 from waybill.payments import projections as t
 from waybill.payments.app import MIGRATIONS, payment_registry
 from waybill.payments.domain import payment as p
@@ -37,7 +38,8 @@ async def handlers(infra) -> AsyncIterator[PaymentHandlers]:
         topic=topics.PAYMENTS_EVENTS,
         registry=payment_registry(),
     )
-    yield PaymentHandlers(engine=engine, store=store)
+    charges = JobQueue(engine, QueueSpec(name="charges"))
+    yield PaymentHandlers(engine=engine, store=store, charges=charges)
     await engine.dispose()
 
 
@@ -74,6 +76,17 @@ async def row(handlers: PaymentHandlers, payment_id: str) -> Any:
         return result.one()
 
 
+async def jobs(handlers: PaymentHandlers, payment_id: str) -> list[Any]:
+    """The payment's charges jobs, oldest first."""
+    async with handlers.engine.connect() as conn:
+        result = await conn.execute(
+            select(t.queue_jobs)
+            .where(t.queue_jobs.c.queue == "charges", t.queue_jobs.c.key == payment_id)
+            .order_by(t.queue_jobs.c.id)
+        )
+        return list(result.all())
+
+
 async def test_a_new_payment_hands_the_charger_exactly_what_loading_it_would(
     handlers: PaymentHandlers,
 ):
@@ -87,7 +100,8 @@ async def test_a_new_payment_hands_the_charger_exactly_what_loading_it_would(
     assert opened.attempts == 0
     stored = await row(handlers, opened.state.payment_id)
     assert stored.version == 1
-    assert stored.next_attempt_at is not None  # claimed for the charge that follows
+    (job,) = await jobs(handlers, opened.state.payment_id)  # claimed for the charge that follows
+    assert job.status == "running" and opened.job is not None and opened.job.id == job.id
 
 
 async def test_order_placed_again_opens_nothing(handlers: PaymentHandlers):
@@ -111,13 +125,16 @@ async def test_an_outcome_that_leaves_no_provider_work_clears_the_claim(
     assert opened is not None
     payment_id = opened.state.payment_id
 
-    recorded = await handlers.record(caller, payment_id, p.Capture(provider_payment_id="pi_1"))
+    recorded = await handlers.record(
+        caller, payment_id, p.Capture(provider_payment_id="pi_1"), opened.job
+    )
 
     assert p.next_step(recorded.after) is None
     stored = await row(handlers, payment_id)
     assert (stored.status, stored.provider_payment_id, stored.version) == ("captured", "pi_1", 2)
-    assert stored.next_attempt_at is None  # so the charger need not release it
-    assert await handlers.claim_due(100) == []
+    (job,) = await jobs(handlers, payment_id)
+    assert job.status == "done"  # in the outcome's transaction: so the charger need not
+    assert await handlers.charges.claim(100) == []
 
 
 async def test_a_capture_on_an_order_closed_meanwhile_keeps_the_claim_for_the_refund(
@@ -127,19 +144,24 @@ async def test_a_capture_on_an_order_closed_meanwhile_keeps_the_claim_for_the_re
     opened = await open_payment(handlers, caller, "ord_1")
     assert opened is not None
     payment_id = opened.state.payment_id
-    claim = (await row(handlers, payment_id)).next_attempt_at
+    (claim,) = await jobs(handlers, payment_id)
     async with handlers.engine.begin() as conn:  # order.cancelled lands while charging
         closed = await handlers.close_order(conn, caller, "ord_1", "cancelled")
     assert closed is not None and not closed.newly_needs_provider
 
     # The charger still holds the state it was handed (order open); the record decides anew.
-    recorded = await handlers.record(caller, payment_id, p.Capture(provider_payment_id="pi_1"))
+    recorded = await handlers.record(
+        caller, payment_id, p.Capture(provider_payment_id="pi_1"), opened.job
+    )
 
     assert p.next_step(recorded.after) is p.NextStep.refund
     stored = await row(handlers, payment_id)
     assert stored.status == "captured"
     assert stored.order_closed is True
-    assert stored.next_attempt_at == claim  # still the charger's: it goes on to the refund
+    # Still the charger's (same job, same claim): it goes on to the refund.
+    assert [(j.id, j.status, j.run_at) for j in await jobs(handlers, payment_id)] == [
+        (claim.id, "running", claim.run_at)
+    ]
 
 
 async def test_an_order_closed_after_capture_claims_the_payment_afresh(
@@ -149,16 +171,18 @@ async def test_an_order_closed_after_capture_claims_the_payment_afresh(
     opened = await open_payment(handlers, caller, "ord_1")
     assert opened is not None
     payment_id = opened.state.payment_id
-    await handlers.postpone(payment_id, 0.0)  # one failed attempt on record
-    await handlers.record(caller, payment_id, p.Capture(provider_payment_id="pi_1"))
+    assert opened.job is not None
+    await handlers.charges.reschedule(opened.job, 0.0, "provider down")  # one failed attempt
+    (retry,) = await handlers.charges.claim(10)
+    await handlers.record(caller, payment_id, p.Capture(provider_payment_id="pi_1"), retry)
 
     async with handlers.engine.begin() as conn:
         closed = await handlers.close_order(conn, caller, "ord_1", "cancelled")
 
     assert closed is not None and closed.newly_needs_provider
-    stored = await row(handlers, payment_id)
-    assert stored.next_attempt_at is not None
-    assert stored.attempts == 0
+    first, fresh = await jobs(handlers, payment_id)
+    assert (first.status, first.attempts) == ("done", 2)
+    assert (fresh.status, fresh.attempts) == ("queued", 0)  # claimed afresh, no attempts yet
 
 
 async def test_an_outcome_for_another_tenants_payment_is_not_found(handlers: PaymentHandlers):

@@ -131,3 +131,33 @@ async def test_admin_sync_reports_what_it_examined_and_settled(shop: Shop):
     assert forbidden.status_code == 403
     assert result.status_code == 200
     assert set(result.json()) == {"processed", "succeeded", "failed"}
+
+
+async def test_an_operators_sync_asks_the_provider_now_about_every_processing_payment(
+    shop: Shop,
+):
+    order = await shop.place("pm_card_async_silent")  # no webhook will ever come
+    payment = await shop.settled(order["id"], "processing")
+    intent_url = f"/v1/payment_intents/{payment['provider_payment_id']}"
+    provider_key = {"Authorization": f"Bearer {WaybillSettings().provider_api_key}"}
+
+    async def settled_at_the_provider() -> bool:
+        response = await shop.sandbox.get(intent_url, headers=provider_key)
+        return response.json()["status"] == "succeeded"
+
+    await eventually(settled_at_the_provider, what="the provider settling the intent")
+
+    narrowed = await shop.payments_admin.post("/admin/payments/sync", params={"older_than_s": 3600})
+    now = await shop.payments_admin.post("/admin/payments/sync")
+
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json() == {"processed": 0, "succeeded": 0, "failed": 0}
+    assert now.status_code == 200, now.text
+    assert now.json() == {"processed": 1, "succeeded": 1, "failed": 0}
+    assert (await shop.payment_of(order["id"]) or {})["status"] == "captured"
+
+    async def order_paid() -> dict | None:
+        response = await shop.tenant.service.get(f"/orders/{order['id']}")
+        return response.json() if response.json()["status"] == "paid" else None
+
+    await eventually(order_paid, what="the order paid")

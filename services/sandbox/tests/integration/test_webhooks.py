@@ -83,3 +83,22 @@ async def test_state_and_pending_deliveries_survive_a_restart(api, receiver):
         "payment_intent.succeeded",
         "payment_intent.succeeded",
     ]
+
+
+async def test_admin_queues_shows_the_webhook_queue_and_its_last_jobs(api, receiver):
+    intent = await _async_intent(api)
+    receiver.failures[intent["id"]] = 1  # the first attempt fails: the job waits for its retry
+
+    async def retry_waiting():
+        response = await api.http.get("/admin/queues")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        mine = [j for j in body["recent_jobs"] if j["attempts"] >= 1 and j["last_error"]]
+        return mine and body
+
+    body = await api.wait_for(retry_waiting, what="the delivery's retry in the queue view")
+    (webhooks,) = body["queues"]
+    assert webhooks["name"] == "webhooks"
+    assert set(webhooks) == {"name", "depth", "running", "failed", "oldest_waiting_s"}
+    assert len(body["recent_jobs"]) <= 20
+    assert body["recent_jobs"][0]["status"] in {"queued", "running", "done"}

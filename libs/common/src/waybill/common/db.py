@@ -12,6 +12,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from waybill.common.settings import WaybillSettings
+
 
 def async_url(dsn: str) -> str:
     """``dsn`` (any ``postgresql[+driver]://`` URL) as a SQLAlchemy asyncpg URL."""
@@ -100,3 +102,21 @@ def create_databases(server_url: str, names: Iterable[str]) -> None:
             await conn.close()
 
     asyncio.run(_create())
+
+
+# Replicas of one service start together (a rollout): Alembic does not lock, so two of them
+# migrating at once could both try the same revision. One advisory lock per database makes
+# the second wait and then find nothing to do.
+MIGRATION_LOCK_KEY = 0x0_3A1E_3B1C
+
+
+async def prepare_database(settings: WaybillSettings, database: str, migrations: Path) -> None:
+    """What a service does to its database at start: create it where it may, then migrate it
+    to head, one replica at a time."""
+    await asyncio.to_thread(create_databases, settings.server_url, [database])
+    lock = await asyncpg.connect(settings.asyncpg_dsn(database))
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        await asyncio.to_thread(migrate, settings.database_dsn(database), migrations)
+    finally:
+        await lock.close()  # ends the session: the lock goes with it

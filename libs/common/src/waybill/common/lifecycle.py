@@ -11,7 +11,7 @@ A service declares its parts once, in ``app.py``::
     life = Lifecycle(SERVICE, settings.roles)
     life.step("database", prepare)                      # every role: before anything else
     life.task(Role.RELAY, "outbox-relay", relay.run, stop=relay.stop)
-    life.context(Role.CONSUMER, "consumer", lambda: running(consumer))
+    life.component(Role.CONSUMER, "consumer", build_consumer)  # start() / stop()
     life.cleanup("engine", engine.dispose)              # every role: after everything else
 
 and hands ``life.lifespan`` to ``create_app``. Parts start in declaration order inside one
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -117,6 +118,23 @@ class Lifecycle:
 
         self.context(role, name, at_exit)
 
+    def component(self, role: Role | None, name: str, make: Callable[[], Any]) -> None:
+        """``make()`` at start returns an object with ``start()`` and ``stop()`` (or
+        ``close()``), each sync or async: it is started, and stopped at stop. ``make`` runs at
+        start, not at declaration, for parts that need the running loop (Kafka clients)."""
+
+        @asynccontextmanager
+        async def started() -> AsyncIterator[Any]:
+            part = make()
+            await _maybe_await(part.start())
+            try:
+                yield part
+            finally:
+                finish = getattr(part, "stop", None) or part.close
+                await _maybe_await(finish())
+
+        self.context(role, name, started)
+
     def task(
         self,
         role: Role | None,
@@ -150,6 +168,10 @@ class Lifecycle:
     def lifespan(self, _app: object = None) -> AbstractAsyncContextManager[None]:
         """``create_app(lifespan=life.lifespan)``: FastAPI passes the app, which is not needed."""
         return self.running()
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
 
 
 @asynccontextmanager

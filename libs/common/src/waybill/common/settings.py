@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from waybill.common import ports
+from waybill.common.lifecycle import Role, parse_roles
 
 AUTH_DATABASE = "waybill_auth"
 
@@ -24,6 +25,11 @@ class WaybillSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WAYBILL_", extra="ignore")
 
     state_dir: Path = Path(".waybill")
+    roles: str = Field(
+        default="",
+        description="What this process runs: a comma-separated subset of api, consumer, relay, "
+        "workers (CONTRACT.md § every service); empty = all",
+    )
     database_url: str | None = Field(
         default=None, description="External PostgreSQL server URL; unset = embedded"
     )
@@ -41,6 +47,11 @@ class WaybillSettings(BaseSettings):
     provider_url: str = f"http://127.0.0.1:{ports.SANDBOX}"
     provider_api_key: str = "sk_test_waybill"
     provider_webhook_secret: str = "whsec_sandbox_dev"  # noqa: S105 - the sandbox dev default
+
+    @property
+    def run_roles(self) -> frozenset[Role]:
+        """``roles`` parsed (a ValueError names an unknown role at start-up)."""
+        return parse_roles(self.roles)
 
     @property
     def server_url(self) -> str:

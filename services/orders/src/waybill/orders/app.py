@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,20 +12,21 @@ from waybill.common.asyncapi import service_document
 from waybill.common.auth import KeyStore
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.contracts import orders as contract
-from waybill.common.db import create_databases, create_engine, migrate
+from waybill.common.db import create_engine, prepare_database
 from waybill.common.eventstore import EventStore
 from waybill.common.http.app import create_app
 from waybill.common.http.health import broker_check, database_check
+from waybill.common.lifecycle import Lifecycle, Role
 from waybill.common.observability.logging import configure_logging
 from waybill.common.outbox import OutboxRelay
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.orders import projections
 from waybill.orders.api import ERROR_STATUS, router
-from waybill.orders.expiry import ExpiryRunner
 from waybill.orders.handlers import OrderHandlers
 from waybill.orders.settings import OrdersSettings
 from waybill.orders.subscriptions import subscriptions
+from waybill.orders.workers.expiry import reservation_expiry
 
 SERVICE = "orders"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -56,35 +54,28 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     )
     key_store = KeyStore(settings)
     relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)
-    expiry = ExpiryRunner(handlers, engine, settings.orders_expiry_interval_s)
+    expiry = reservation_expiry(
+        handlers, engine, interval_s=settings.orders_expiry_interval_s, service=SERVICE
+    )
     subscribed = subscriptions(handlers)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(create_databases, settings.server_url, [database])
-        await asyncio.to_thread(migrate, settings.database_dsn(database), MIGRATIONS)
-        await key_store.start()
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        expiry_task = asyncio.create_task(expiry.run(), name="reservation-expiry")
-        # Built here, not above: its Kafka client needs the running event loop.
-        consumer = EventConsumer.subscribing(
+    life = Lifecycle(SERVICE, settings.run_roles)
+    life.cleanup("engine", engine.dispose)
+    life.step("database", lambda: prepare_database(settings, database, MIGRATIONS))
+    life.component(Role.API, "key-store", lambda: key_store)
+    life.task(Role.RELAY, "outbox-relay", relay.run, stop=relay.stop)
+    life.component(Role.WORKERS, "reservation-expiry", lambda: expiry)
+    life.component(
+        Role.CONSUMER,
+        "consumer",
+        lambda: EventConsumer.subscribing(
             subscribed,
             bootstrap_servers=settings.bootstrap_servers,
             engine=engine,
             inbox=projections.inbox,
             service=SERVICE,
-        )
-        await consumer.start()
-        try:
-            yield
-        finally:
-            await consumer.stop()
-            await ExpiryRunner.stop(expiry_task)
-            await relay.stop()
-            relay_task.cancel()
-            await asyncio.gather(relay_task, return_exceptions=True)
-            await key_store.close()
-            await engine.dispose()
+        ),
+    )
 
     app = create_app(
         service=SERVICE,
@@ -95,7 +86,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
             "database": database_check(engine),
             "broker": broker_check(settings.bootstrap_servers),
         },
-        lifespan=lifespan,
+        lifespan=life.lifespan,
         asyncapi=lambda: service_document(
             service=SERVICE, appended=appended.models(), subscriptions=subscribed
         ),

@@ -28,9 +28,9 @@ from waybill.payments.gateway import ProviderGateway
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.refunds import refund_payment
 from waybill.payments.schemas import RefundIn
-from waybill.payments.sync import PaymentSync
 from waybill.payments.views import PaymentView, SyncResult
 from waybill.payments.webhooks import ProviderEvent, apply_webhook
+from waybill.payments.workers.sync import PaymentSyncJob
 
 router = APIRouter()
 PaymentId = Annotated[str, Path(pattern=r"^pay_[0-9a-f]{32}$")]
@@ -58,7 +58,7 @@ class Services:
     handlers: PaymentHandlers
     gateway: ProviderGateway
     charger: Charger
-    sync: PaymentSync
+    sync: PaymentSyncJob
     webhook_secret: str
     webhook_tolerance_s: float
 
@@ -115,11 +115,22 @@ async def refund(
     )
 
 
+async def admin_tenant(principal: Annotated[Principal, Depends(admin_only)]) -> str:
+    """Who may read ``GET /admin/queues`` (mounted from the kit in ``app``): a tenant's
+    admins, who see their own jobs."""
+    return principal.tenant_id
+
+
 @router.post("/admin/payments/sync", response_model=SyncResult, tags=["admin"])
-async def sync_now(svc: Svc, principal: Annotated[Principal, Depends(admin_only)]) -> SyncResult:
-    """Run the payment sync now for the caller's tenant: ``processed`` payments examined,
-    ``succeeded`` settled as captured, ``failed`` settled as failed."""
-    return await svc.sync.run_once(tenant_id=principal.tenant_id)
+async def sync_now(
+    svc: Svc,
+    principal: Annotated[Principal, Depends(admin_only)],
+    older_than_s: Annotated[float | None, Query(ge=0, le=86_400 * 365)] = None,
+) -> SyncResult:
+    """Ask the provider now about every processing payment of the caller's tenant (only those
+    processing longer than ``older_than_s`` seconds, if given): ``processed`` payments
+    examined, ``succeeded`` settled as captured, ``failed`` settled as failed."""
+    return await svc.sync.run_now(tenant_id=principal.tenant_id, older_than_s=older_than_s or 0.0)
 
 
 @router.post("/webhooks/provider", tags=["webhooks"])

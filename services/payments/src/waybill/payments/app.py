@@ -3,11 +3,7 @@ wired once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -17,24 +13,27 @@ from waybill.common.asyncapi import service_document
 from waybill.common.auth import KeyStore
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.contracts import payments as contract
-from waybill.common.db import create_databases, create_engine, migrate
+from waybill.common.db import create_engine, prepare_database
 from waybill.common.eventstore import EventStore
 from waybill.common.http.app import create_app
 from waybill.common.http.health import broker_check, database_check
+from waybill.common.lifecycle import Lifecycle, Role
 from waybill.common.observability.logging import configure_logging
 from waybill.common.outbox import OutboxRelay
+from waybill.common.queue import JobQueue
+from waybill.common.queue.admin import queues_router
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
 from waybill.payments import projections
 from waybill.payments.after_commit import AfterCommitEngine
-from waybill.payments.api import ERROR_STATUS, Services, router
-from waybill.payments.charger import Charger
+from waybill.payments.api import ERROR_STATUS, Services, admin_tenant, router
+from waybill.payments.charger import Charger, charges_spec
 from waybill.payments.domain.payment import PaymentOrderClosed
 from waybill.payments.gateway import build_gateway
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.settings import PaymentsSettings
 from waybill.payments.subscriptions import subscriptions
-from waybill.payments.sync import PaymentSync
+from waybill.payments.workers.sync import PaymentSync, payment_sync_job
 
 SERVICE = "payments"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -63,65 +62,64 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
         topic=topics.PAYMENTS_EVENTS,
         registry=appended,
     )
+    life = Lifecycle(SERVICE, settings.run_roles)
+    gateway = build_gateway(settings)
+    charges = JobQueue(engine, charges_spec(gateway, lease_s=settings.payments_claim_lease_s))
     handlers = PaymentHandlers(
         engine=engine,
         store=store,
+        charges=charges,
         provider=settings.payments_provider_name,
-        claim_lease=timedelta(seconds=settings.payments_claim_lease_s),
+        # Without the workers role here, a new payment's job is left to the workers' processes
+        # (woken by NOTIFY) instead of being claimed for a charger that does not run.
+        charge_locally=life.runs(Role.WORKERS),
     )
-    gateway = build_gateway(settings)
     charger = Charger(
         handlers,
         gateway,
+        dsn=settings.asyncpg_dsn(database),
+        service=SERVICE,
         concurrency=settings.payments_charger_concurrency,
-        sweep_interval_s=settings.payments_sweep_interval_s,
+        poll_s=settings.payments_sweep_interval_s,
     )
-    sync = PaymentSync(
-        handlers,
-        gateway,
+    sync = payment_sync_job(
+        PaymentSync(
+            handlers,
+            gateway,
+            threshold_s=settings.payments_sync_threshold_s,
+            on_provider_work=charger.submit,
+        ),
         interval_s=settings.payments_sync_interval_s,
-        threshold_s=settings.payments_sync_threshold_s,
-        on_provider_work=charger.submit,
+        service=SERVICE,
     )
     key_store = KeyStore(settings)
     relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)
     subscribed = subscriptions(handlers, charger.submit)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(create_databases, settings.server_url, [database])
-        await asyncio.to_thread(migrate, settings.database_dsn(database), MIGRATIONS)
-        await key_store.start()
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-        charger.start()
-        sync_task = asyncio.create_task(sync.run(), name="payment-sync")
-        # Built here: its Kafka clients need the running loop.
-        consumer = EventConsumer.subscribing(
+    life.cleanup("engine", engine.dispose)
+    life.step("database", lambda: prepare_database(settings, database, MIGRATIONS))
+    life.cleanup("provider-client", gateway.aclose)
+    life.component(Role.API, "key-store", lambda: key_store)
+    life.task(Role.RELAY, "outbox-relay", relay.run, stop=relay.stop)
+    life.component(Role.WORKERS, "charger", lambda: charger)
+    life.component(Role.WORKERS, "payment-sync", lambda: sync)
+    life.component(
+        Role.CONSUMER,
+        "consumer",
+        lambda: EventConsumer.subscribing(
             subscribed,
             bootstrap_servers=settings.bootstrap_servers,
             # Same pool; its transactions tell the charger when a new payment has committed.
             engine=AfterCommitEngine(engine.sync_engine),
             inbox=projections.inbox,
             service=SERVICE,
-        )
-        await consumer.start()
-        try:
-            yield
-        finally:
-            await consumer.stop()
-            sync_task.cancel()
-            await charger.stop()
-            await relay.stop()
-            relay_task.cancel()
-            await asyncio.gather(relay_task, sync_task, return_exceptions=True)
-            await gateway.aclose()
-            await key_store.close()
-            await engine.dispose()
+        ),
+    )
 
     app = create_app(
         service=SERVICE,
         settings=settings,
-        routers=[router],
+        routers=[router, queues_router(engine, [charges], admin_tenant)],
         error_status=ERROR_STATUS,
         # The provider is deliberately not a readiness check: during a provider outage
         # payments wait (and webhooks and reads still work); an unready service would not.
@@ -129,7 +127,7 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
             "database": database_check(engine),
             "broker": broker_check(settings.bootstrap_servers),
         },
-        lifespan=lifespan,
+        lifespan=life.lifespan,
         asyncapi=lambda: service_document(
             service=SERVICE, appended=appended.models(), subscriptions=subscribed
         ),

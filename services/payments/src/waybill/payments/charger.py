@@ -1,38 +1,37 @@
 """The charger: provider work (charges, automatic refunds) outside any consumer transaction.
 
-Payment ids arrive on an in-process queue right after the transaction that made them need the
-provider has committed (low latency); a pool of worker tasks takes them one at a time:
-load -> ask the provider -> record the outcome (lock -> load -> decide -> append). A new
-payment arrives with what its creating transaction already knew (``Claimed``), so the first
-load is skipped; the sweep's and the other callers' ids are loaded. A payment that cannot
-reach the provider (retries exhausted, breaker open) is *postponed*: it stays pending with
-``next_attempt_at`` pushed out, and the sweep queues it again when that time comes. The sweep
-also recovers payments whose claim lapsed because the process that held it died.
+The work is the ``charges`` queue (waybill.common.queue, ADR 0009); the charger is its
+handler. A new payment's job is enqueued *claimed* in the transaction that creates the payment
+and handed to this process's worker right after that commit (low latency: no NOTIFY, no claim
+round trip), with what that transaction already knew (``Claimed``), so the first load is
+skipped; a job claimed from the queue (work that appeared elsewhere, a lease that lapsed
+because the process holding it died, a retry) is loaded. Each job: load -> ask the provider ->
+record the outcome (lock -> load -> decide -> append). A payment that cannot reach the provider
+(retries exhausted, breaker open) is *postponed*: the job is due again after the gateway's
+reschedule delay (the queue's backoff), and stays pending meanwhile.
 
 What the charger loads only says *which* provider call to make (the amount, currency and
 method never change after creation); whether and how the answer changes the payment is decided
 again under the row lock when it is recorded. So news that lands between the load and the
 record -- the order cancelled, a webhook -- is never lost: a capture recorded on a closed order
 leaves a refund due, and the charger goes on to it. When the record leaves no provider work, its
-transaction has already cleared ``next_attempt_at``, so the payment is done with no reload and
-no release. News that makes provider work due *after* that commit (the order cancelled once
-captured) claims the payment afresh and queues it; should that arrive while this worker still
-holds the id (the queue takes an id once at a time), the sweep takes it when the claim lapses.
+transaction has also marked the job done, so the payment is finished with no further write.
+News that makes provider work due *after* that commit (the order cancelled once captured)
+enqueues a new job in the transaction that records it.
 
-Whatever happens twice -- a sweep on two replicas, a charge after a crash, a redelivered
-event -- reaches the provider with the same Idempotency-Key (the payment id), so it charges once.
+Whatever happens twice -- a lapsed lease on a slow charge, a charge after a crash, a
+redelivered event -- reaches the provider with the same Idempotency-Key (the payment id), so it
+charges once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 
 import structlog
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from waybill.common.eventstore import Caller
+from waybill.common.queue import Job, JobQueue, Outcome, QueueSpec, QueueWorker, RetryLater
 from waybill.payments.domain import payment as p
 from waybill.payments.gateway import (
     CardDeclined,
@@ -44,6 +43,24 @@ from waybill.payments.handlers import Claimed, PaymentHandlers, Recorded
 from waybill.payments.intents import command_for
 
 log = structlog.get_logger(__name__)
+QUEUE = "charges"
+
+
+class GatewayBackoff:
+    """The queue's backoff for charges: the gateway's reschedule delay for a payment that could
+    not reach the provider (``attempt`` 1 = the first attempt failed)."""
+
+    def __init__(self, gateway: ProviderGateway) -> None:
+        self.gateway = gateway
+
+    def delay(self, attempt: int, retry_after_s: float | None) -> float:
+        return self.gateway.policy.reschedule_s(attempt - 1, retry_after_s)
+
+
+def charges_spec(gateway: ProviderGateway, *, lease_s: float) -> QueueSpec:
+    """The ``charges`` queue's rules: unkeyed (a payment's work is one job at a time by
+    construction), retried until the provider answers, the gateway's reschedule delays."""
+    return QueueSpec(name=QUEUE, lease_s=lease_s, backoff=GatewayBackoff(gateway))
 
 
 class Charger:
@@ -52,96 +69,73 @@ class Charger:
         handlers: PaymentHandlers,
         gateway: ProviderGateway,
         *,
+        dsn: str,
+        service: str,
         concurrency: int = 16,
-        sweep_interval_s: float = 2.0,
+        poll_s: float = 2.0,
     ) -> None:
         self.handlers = handlers
         self.gateway = gateway
-        self.concurrency = concurrency
-        self.sweep_interval_s = sweep_interval_s
-        self._queue: asyncio.Queue[tuple[str, Claimed | None]] = asyncio.Queue()
-        self._queued: set[str] = set()  # queued or being worked on: never twice at once
-        self._tasks: list[asyncio.Task[None]] = []
+        self.queue: JobQueue = handlers.charges
+        self.worker = QueueWorker(
+            self.queue,
+            self.run_job,
+            dsn=dsn,
+            service=service,
+            concurrency=concurrency,
+            poll_s=poll_s,
+        )
+        self._known: dict[int, Claimed] = {}  # jobs handed over with their creator's state
 
     def submit(self, payment_id: str, claimed: Claimed | None = None) -> None:
-        """Queue ``payment_id`` (its claim is ours). Call only after the claim committed;
-        ``claimed``: the payment as that transaction left it (else it is loaded)."""
-        if payment_id in self._queued:
-            return
-        self._queued.add(payment_id)
-        self._queue.put_nowait((payment_id, claimed))
+        """After a commit that made provider work for ``payment_id``: run its claimed job now
+        (``claimed.job``), else wake the worker (the transaction enqueued a job)."""
+        if claimed is not None and claimed.job is not None:
+            self._known[claimed.job.id] = claimed
+            self.worker.submit(claimed.job)
+        else:
+            self.worker.wakeup.wake()
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._work(), name=f"charger-{n}") for n in range(self.concurrency)
-        ]
-        self._tasks.append(asyncio.create_task(self._sweep_forever(), name="charger-sweep"))
+        self.worker.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self.worker.stop()
+        self._known.clear()
 
-    async def sweep(self) -> int:
-        """Queue the payments whose work is due; returns how many were claimed."""
-        room = self.concurrency * 4 - self._queue.qsize()
-        if room <= 0:
-            return 0
-        claimed = await self.handlers.claim_due(room)
-        for payment_id in claimed:
-            self.submit(payment_id)
-        if claimed:
-            log.info("payments_sweep_claimed", count=len(claimed))
-        return len(claimed)
+    async def run_job(self, job: Job) -> Outcome | None:
+        """The queue's handler: the provider work the payment needs now."""
+        payment_id = str(job.payload["payment_id"])
+        with structlog.contextvars.bound_contextvars(payment_id=payment_id):
+            claimed = self._known.pop(job.id, None)
+            return await self.advance(payment_id, job, claimed)
 
-    async def advance(self, payment_id: str, claimed: Claimed | None = None) -> None:
+    async def advance(
+        self, payment_id: str, job: Job, claimed: Claimed | None = None
+    ) -> Outcome | None:
         """Do the provider work the payment needs now, until none is left or it must wait."""
         if claimed is None:
             claimed = await self.handlers.load_claimed(payment_id)
         while claimed is not None:
             step = p.next_step(claimed.state)
             if step is None:
-                await self.handlers.release(payment_id, claimed.state.version)
-                return
+                return None  # nothing (left) to do: the worker marks the job done
             recorded = await (
-                self._charge(claimed) if step is p.NextStep.charge else self._refund(claimed)
+                self._charge(claimed, job)
+                if step is p.NextStep.charge
+                else self._refund(claimed, job)
             )
             if recorded is None or not recorded.events:
-                return  # must wait, or someone else recorded the news (and owns what follows)
+                return None  # someone else recorded the news (and enqueued what follows)
             if p.next_step(recorded.after) is None:
-                return  # that transaction cleared next_attempt_at: nothing to release
+                return Outcome.completed_in_transaction  # that transaction marked the job done
             claimed = await self.handlers.load_claimed(payment_id)  # e.g. a refund became due
+        return None
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _work(self) -> None:
-        while True:
-            payment_id, claimed = await self._queue.get()
-            try:
-                with structlog.contextvars.bound_contextvars(payment_id=payment_id):
-                    await self.advance(payment_id, claimed)
-            except (OperationalError, DBAPIError, OSError) as exc:
-                # The claim stays: the sweep tries again once it lapses.
-                log.warning("payment_advance_failed", payment_id=payment_id, error=str(exc))
-            except Exception:
-                log.exception("payment_advance_failed", payment_id=payment_id)
-            finally:
-                self._queued.discard(payment_id)
-                self._queue.task_done()
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except (OperationalError, DBAPIError, OSError) as exc:
-                log.warning("payments_sweep_failed", error=str(exc))
-            await asyncio.sleep(self.sweep_interval_s)
-
-    async def _charge(self, claimed: Claimed) -> Recorded | None:
-        """Charge once; what was recorded, None when the payment must wait."""
+    async def _charge(self, claimed: Claimed, job: Job) -> Recorded | None:
+        """Charge once; what was recorded (RetryLater when the payment must wait)."""
         state = claimed.state
         try:
             intent = await self.gateway.create_intent(
@@ -160,21 +154,20 @@ class Charger:
         except ProviderRejected as exc:
             if exc.is_configuration:
                 log.error("payment_charge_misconfigured", status=exc.status, code=exc.code)
-                await self._postpone(claimed, None)
-                return None
+                raise self._postpone(job, None) from exc
             command = p.Fail(code=exc.code, reason=exc.message)
         except ProviderUnavailable as exc:
-            await self._postpone(claimed, exc.retry_after_s, reason=exc.reason)
-            return None
+            raise self._postpone(job, exc.retry_after_s, reason=exc.reason) from exc
         else:
             command = command_for(intent)
         if command is None:
-            return None
-        return await self.handlers.record(self._caller(claimed), state.payment_id, command)
+            # An intent status we cannot act on: ask again once a lease has passed.
+            raise RetryLater("provider gave no decision", delay_s=self.queue.spec.lease_s)
+        return await self.handlers.record(self._caller(claimed), state.payment_id, command, job)
 
-    async def _refund(self, claimed: Claimed) -> Recorded | None:
-        """Refund what is left of a closed order's payment; what was recorded, None when the
-        payment must wait (or an operator must step in)."""
+    async def _refund(self, claimed: Claimed, job: Job) -> Recorded | None:
+        """Refund what is left of a closed order's payment; what was recorded (RetryLater when
+        the payment must wait), None when an operator must step in."""
         state = claimed.state
         assert state.provider_payment_id is not None  # captured payments have one
         try:
@@ -184,28 +177,28 @@ class Charger:
                 amount_cents=state.refundable_cents,
             )
         except ProviderUnavailable as exc:
-            await self._postpone(claimed, exc.retry_after_s, reason=exc.reason)
-            return None
+            raise self._postpone(job, exc.retry_after_s, reason=exc.reason) from exc
         except ProviderRejected as exc:
-            # E.g. refunded outside Waybill: nothing we can settle automatically.
+            # E.g. refunded outside Waybill: nothing we can settle automatically (job done).
             log.error("payment_auto_refund_rejected", code=exc.code, message=exc.message)
-            await self.handlers.release(state.payment_id, state.version)
             return None
         command = p.Refund(refund_id=refund.id, amount_cents=refund.amount, reason="order_closed")
-        return await self.handlers.record(self._caller(claimed), state.payment_id, command)
+        return await self.handlers.record(self._caller(claimed), state.payment_id, command, job)
 
-    async def _postpone(
-        self, claimed: Claimed, retry_after_s: float | None, *, reason: str = "misconfigured"
-    ) -> None:
-        delay = self.gateway.policy.reschedule_s(claimed.attempts, retry_after_s)
+    def _postpone(
+        self, job: Job, retry_after_s: float | None, *, reason: str = "misconfigured"
+    ) -> RetryLater:
+        """The provider could not be reached: the job is due again after the gateway's
+        reschedule delay (the payment stays pending)."""
+        delay = self.queue.spec.backoff.delay(job.attempts, retry_after_s)
         log.warning(
             "payment_provider_work_postponed",
-            payment_id=claimed.state.payment_id,
+            payment_id=job.payload["payment_id"],
             reason=reason,
-            attempts=claimed.attempts + 1,
+            attempts=job.attempts,
             retry_in_s=round(delay, 3),
         )
-        await self.handlers.postpone(claimed.state.payment_id, delay)
+        return RetryLater(reason, delay_s=delay)
 
     @staticmethod
     def _caller(claimed: Claimed) -> Caller:

@@ -3,22 +3,24 @@
 Writers of one payment are serialised by locking its ``payments`` row (``FOR UPDATE``) before
 loading the stream, so the charger, a webhook and the sync job settling the same payment queue
 up instead of failing on a version conflict; ``retry_on_conflict`` stays as the safety net.
-No provider call ever happens inside these transactions (see ``charger``).
+No provider call ever happens inside these transactions (see ``charger``): the provider work
+a payment needs is a ``charges`` job (waybill.common.queue), enqueued in the transaction that
+made it necessary and completed in the one that records its outcome.
 
 The per-order path (opening a payment, recording an outcome) runs plain driver statements (the
 SQL constants below, see ``waybill.common.db.driver``): SQLAlchemy's per-statement CPU is about
-as large as the driver's. Reads for the API, the sweep and other cold paths stay SQLAlchemy.
+as large as the driver's. Reads for the API and other cold paths stay SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import OrderPlaced
@@ -32,6 +34,7 @@ from waybill.common.eventstore import (
     retry_on_conflict,
 )
 from waybill.common.keyset import Position, newest_first_page
+from waybill.common.queue import Job, JobQueue
 from waybill.payments import projections as t
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import PaymentNotFound
@@ -40,14 +43,13 @@ from waybill.payments.views import PaymentView
 log = structlog.get_logger(__name__)
 STREAM_TYPE = "payment"
 
-# Opens the order's payment row, claimed (next_attempt_at) by this process for the charge. It
-# is also the existence check: no row back means the payment exists (order.placed redelivered
-# or replayed); a concurrent copy waits for the first transaction and then gets no row.
+# Opens the order's payment row. It is also the existence check: no row back means the
+# payment exists (order.placed redelivered or replayed); a concurrent copy waits for the first
+# transaction and then gets no row.
 INSERT_PAYMENT = """
 INSERT INTO payments (id, tenant_id, order_id, status, amount_cents, currency, payment_method,
-                      provider, refunded_cents, order_closed, next_attempt_at, attempts, version,
-                      created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, false, $9, 0, $10, $11, $11)
+                      provider, refunded_cents, order_closed, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, false, $9, $10, $10)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -57,14 +59,11 @@ RETURNING id
 # events the writer we waited for appended (one statement reads one snapshot).
 LOCK_PAYMENT = "SELECT id FROM payments WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
 
-# The projection after new events. $9 says whether next_attempt_at changes (to $10: NULL when
-# no provider work is left, a fresh claim when some just appeared); $11 resets attempts.
+# The projection after new events.
 UPDATE_PAYMENT = """
 UPDATE payments
 SET status = $2, provider_payment_id = $3, failure_code = $4, failure_reason = $5,
-    refunded_cents = $6, order_closed = $7, version = $8, updated_at = $12,
-    next_attempt_at = CASE WHEN $9::boolean THEN $10::timestamptz ELSE next_attempt_at END,
-    attempts = CASE WHEN $11::boolean THEN 0 ELSE attempts END
+    refunded_cents = $6, order_closed = $7, version = $8, updated_at = $9
 WHERE id = $1
 """
 
@@ -86,20 +85,28 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Claimed:
+    """What the charger needs to do a payment's provider work; ``job``: the charges job it
+    runs under, when the transaction that made the work also enqueued it (claimed by us).
+    ``attempts`` is 0 here: failed attempts are counted by the job (``Job.attempts``)."""
+
     tenant_id: str
     state: p.Payment
     attempts: int
     correlation_id: str | None = None
     causation_id: str | None = None
     traceparent: str | None = None
+    job: Job | None = field(default=None, compare=False)
 
 
 @dataclass
 class PaymentHandlers:
     engine: AsyncEngine
     store: EventStore  # built with the registry of every payment event (typed, upcast loads)
+    charges: JobQueue
     provider: str = "sandbox"
-    claim_lease: timedelta = timedelta(seconds=60)
+    # Claim a new payment's charges job for this process's charger (run right after the
+    # commit), or leave it queued for any worker (a process without the workers role).
+    charge_locally: bool = True
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # --- from order events (called inside the consumer's inbox transaction) --------------
@@ -110,8 +117,8 @@ class PaymentHandlers:
         """Create the order's one payment; if created now, what the charger needs to charge
         it (what ``load_claimed`` would read back after the commit), else None.
 
-        The payment is claimed for ``claim_lease`` by this process: it charges it right after
-        the commit; should it die first, the sweep picks the payment up once the claim lapses.
+        Its charges job is enqueued claimed by this process: it charges the payment right
+        after the commit; should it die first, any worker claims the job once the lease lapses.
         """
         payment_id = p.payment_id_for(caller.tenant_id, order.order_id)
         state = p.Payment(payment_id=payment_id)
@@ -138,13 +145,19 @@ class PaymentHandlers:
             after.currency,
             after.payment_method,
             after.provider,
-            now + self.claim_lease,
             after.version,
             now,
         )
         if opened is None:
             return None  # order.placed again (redelivery, replay): the payment exists
         recorded = await self._append(conn, caller, payment_id, 0, events)
+        job = await self.charges.enqueue(
+            conn,
+            key=payment_id,
+            payload={"payment_id": payment_id},
+            tenant_id=caller.tenant_id,
+            claim=self.charge_locally,
+        )
         log.info("payment_create_succeeded", payment_id=payment_id, order_id=order.order_id)
         return Claimed(
             tenant_id=caller.tenant_id,
@@ -153,6 +166,7 @@ class PaymentHandlers:
             correlation_id=caller.correlation_id,
             causation_id=str(recorded[0].event_id),
             traceparent=caller.traceparent,
+            job=job if self.charge_locally else None,
         )
 
     async def close_order(
@@ -166,24 +180,37 @@ class PaymentHandlers:
 
     # --- provider outcomes, refunds ---------------------------------------------------------
 
-    async def record(self, caller: Caller, payment_id: str, command: p.Command) -> Recorded:
-        """Apply ``command`` in its own transaction (bounded retry on a version conflict)."""
+    async def record(
+        self, caller: Caller, payment_id: str, command: p.Command, job: Job | None = None
+    ) -> Recorded:
+        """Apply ``command`` in its own transaction (bounded retry on a version conflict);
+        ``job``: the charges job whose outcome this is (done here if no work is left)."""
 
         async def attempt() -> Recorded:
             async with self.engine.begin() as conn:
-                return await self.record_in(conn, caller, payment_id, command)
+                return await self.record_in(conn, caller, payment_id, command, job)
 
         return await retry_on_conflict(attempt)
 
     async def record_in(
-        self, conn: AsyncConnection, caller: Caller, payment_id: str, command: p.Command
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        payment_id: str,
+        command: p.Command,
+        job: Job | None = None,
     ) -> Recorded:
         if await self._lock_row(conn, caller.tenant_id, payment_id) is None:
             raise PaymentNotFound(f"payment {payment_id} not found")
-        return await self._decide_and_append(conn, caller, payment_id, command)
+        return await self._decide_and_append(conn, caller, payment_id, command, job)
 
     async def _decide_and_append(
-        self, conn: AsyncConnection, caller: Caller, payment_id: str, command: p.Command
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        payment_id: str,
+        command: p.Command,
+        job: Job | None = None,
     ) -> Recorded:
         before = await self.load_in(conn, payment_id)
         events = p.decide(before, command)
@@ -200,11 +227,6 @@ class PaymentHandlers:
         await self._append(conn, caller, payment_id, before.version, events)
         recorded = Recorded(caller.tenant_id, before, after, events)
         now = self.clock()
-        # next_attempt_at: cleared when no provider work is left (the charger relies on it: it
-        # does not release a payment this transaction settled); a fresh claim of ours when
-        # some just appeared (the caller queues it); else whoever holds the claim keeps it.
-        no_work_left = p.next_step(after) is None
-        claim = recorded.newly_needs_provider
         await (await driver(conn)).execute(
             UPDATE_PAYMENT,
             payment_id,
@@ -215,11 +237,18 @@ class PaymentHandlers:
             after.refunded_cents,
             after.order_closed,
             after.version,
-            no_work_left or claim,
-            None if no_work_left else now + self.claim_lease,
-            claim,
             now,
         )
+        # The charges job: done with this outcome when no provider work is left (the charger
+        # relies on it: it writes nothing more for a payment this transaction settled); a new
+        # one when work just appeared (its NOTIFY wakes a worker at commit); else whoever runs
+        # the current job goes on with it.
+        if job is not None and p.next_step(after) is None:
+            await self.charges.complete_in(conn, job)
+        if recorded.newly_needs_provider:
+            await self.charges.enqueue(
+                conn, key=payment_id, payload={"payment_id": payment_id}, tenant_id=caller.tenant_id
+            )
         for event in events:
             log.info(
                 "payment_event_recorded",
@@ -229,38 +258,13 @@ class PaymentHandlers:
             )
         return recorded
 
-    # --- the charger's claims -------------------------------------------------------------
-
-    async def claim_due(self, limit: int) -> list[str]:
-        """Claim up to ``limit`` payments whose provider work is due (claim lapsed or
-        rescheduled). SKIP LOCKED + the pushed-out time keep two replicas off the same one."""
-        statement = text(
-            """
-            UPDATE payments SET next_attempt_at = :until
-            WHERE id IN (
-                SELECT id FROM payments
-                WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= :now
-                ORDER BY next_attempt_at
-                LIMIT :limit
-                FOR UPDATE SKIP LOCKED
-            )
-            RETURNING id
-            """
-        )
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                statement, {"until": now + self.claim_lease, "now": now, "limit": limit}
-            )
-            return list(result.scalars())
+    # --- the charger's reads ---------------------------------------------------------------
 
     async def load_claimed(self, payment_id: str) -> Claimed | None:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(t.payments.c.tenant_id, t.payments.c.attempts).where(
-                        t.payments.c.id == payment_id
-                    )
+                    select(t.payments.c.tenant_id).where(t.payments.c.id == payment_id)
                 )
             ).one_or_none()
             if row is None:
@@ -271,32 +275,11 @@ class PaymentHandlers:
         return Claimed(
             tenant_id=row.tenant_id,
             state=p.fold(payment_id, events),  # type: ignore[arg-type]
-            attempts=row.attempts,
+            attempts=0,
             correlation_id=origin.get("correlation_id"),
             causation_id=str(recorded[0].event_id) if recorded else None,
             traceparent=origin.get("traceparent"),
         )
-
-    async def postpone(self, payment_id: str, delay_s: float) -> None:
-        """The provider could not be reached: try this payment again in ``delay_s``."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(t.payments)
-                .where(t.payments.c.id == payment_id, t.payments.c.next_attempt_at.is_not(None))
-                .values(
-                    next_attempt_at=self.clock() + timedelta(seconds=delay_s),
-                    attempts=t.payments.c.attempts + 1,
-                )
-            )
-
-    async def release(self, payment_id: str, version: int) -> None:
-        """No provider work left at ``version``: stop the sweep from picking it up."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(t.payments)
-                .where(t.payments.c.id == payment_id, t.payments.c.version == version)
-                .values(next_attempt_at=None)
-            )
 
     # --- reads ----------------------------------------------------------------------------
 

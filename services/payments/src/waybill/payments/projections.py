@@ -1,8 +1,8 @@
 """Current-state tables of the payments service, written in the same transaction as the events.
 
-``payments`` answers the API and drives the background work: ``next_attempt_at`` is set while
-a payment still needs the provider (a charge, or the refund of a closed order) and says when it
-may next be picked up -- by whoever claimed it last, or by the sweep once that claim lapses.
+``payments`` answers the API. The provider work a payment still needs (a charge, or the
+refund of a closed order) is a job of the ``charges`` work queue (waybill.common.queue, its
+tables added here), enqueued in the transaction that made the work necessary.
 ``provider_events`` remembers every provider webhook id applied, so a duplicate has no effect.
 """
 
@@ -23,9 +23,11 @@ from sqlalchemy import (
 )
 
 from waybill.common.eventstore.schema import define_common_tables
+from waybill.common.queue import define_queue_tables
 
 metadata = MetaData()
 events, outbox, inbox = define_common_tables(metadata)
+queue_jobs, queue_keys = define_queue_tables(metadata)
 
 payments = Table(
     "payments",
@@ -43,8 +45,6 @@ payments = Table(
     Column("failure_reason", Text, nullable=True),
     Column("refunded_cents", BigInteger, nullable=False, server_default="0"),
     Column("order_closed", Boolean, nullable=False, server_default="false"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
-    Column("attempts", Integer, nullable=False, server_default="0"),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -52,13 +52,7 @@ payments = Table(
 )
 Index("ix_payments_tenant_created", payments.c.tenant_id, payments.c.created_at, payments.c.id)
 Index("ix_payments_provider_payment_id", payments.c.provider_payment_id)
-# Partial indexes: the sweep scans only payments with provider work left, the sync job only
-# payments still processing.
-Index(
-    "ix_payments_next_attempt",
-    payments.c.next_attempt_at,
-    postgresql_where=payments.c.next_attempt_at.is_not(None),
-)
+# Partial index: the sync job scans only payments still processing.
 Index(
     "ix_payments_processing",
     payments.c.updated_at,

@@ -25,7 +25,8 @@ class PaymentsSettings(WaybillSettings):
     payments_rate_limit_max_s: float = Field(default=120.0, ge=0)
     payments_breaker_failure_threshold: int = Field(default=5, ge=1)
     payments_breaker_reset_s: float = Field(default=30.0, gt=0)
-    # Charging: concurrent provider calls, crash-recovery sweep, and how long a claim holds.
+    # Charging (the charges work queue): concurrent provider calls, the worker's fallback poll
+    # (it is woken by commits; the poll also recovers lapsed leases), and a job's lease.
     payments_charger_concurrency: int = Field(default=16, ge=1)
     payments_sweep_interval_s: float = Field(default=2.0, gt=0)
     payments_claim_lease_s: float = Field(default=60.0, gt=0)

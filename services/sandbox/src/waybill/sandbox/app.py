@@ -6,31 +6,36 @@ what ``python -m waybill.sandbox`` serves (a reset needs the raw connection; fau
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
-from waybill.common.db import create_databases, create_engine, migrate
+from waybill.common.db import create_engine, prepare_database
 from waybill.common.http.app import create_app
 from waybill.common.http.health import database_check
+from waybill.common.lifecycle import Lifecycle, Role
 from waybill.common.observability.logging import configure_logging
+from waybill.common.queue import QueueWorker
+from waybill.common.queue.admin import queues_router
 from waybill.sandbox import admin, api
-from waybill.sandbox.delivery import WebhookDeliverer
+from waybill.sandbox.delivery import WebhookSender, webhook_queue
 from waybill.sandbox.errors import ProviderError
 from waybill.sandbox.fault_layer import FaultLayer, RequestLog
 from waybill.sandbox.faults import FaultKnobs
 from waybill.sandbox.provider import PaymentProvider
 from waybill.sandbox.settings import SandboxSettings
-from waybill.sandbox.settlement import Settlement, stop_task
+from waybill.sandbox.settlement import Settlement
 from waybill.sandbox.webhooks import WebhookEvents
 
 SERVICE = "sandbox"
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+async def no_tenant() -> None:
+    """The sandbox has no tenants (nor keys, like its other admin routes): all jobs show."""
+    return None
 
 
 def build_app(settings: SandboxSettings | None = None) -> FastAPI:
@@ -41,48 +46,58 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     database = settings.sandbox_database
     engine = create_engine(settings.database_dsn(database), pool_size=settings.sandbox_db_pool_size)
     knobs = FaultKnobs(settings)
-    events = WebhookEvents(knobs, max_age_s=settings.sandbox_webhook_max_age_s)
+    queue = webhook_queue(
+        engine,
+        timeout_s=settings.sandbox_webhook_timeout_s,
+        retry_base_s=settings.sandbox_webhook_retry_base_s,
+    )
+    events = WebhookEvents(knobs, queue, max_age_s=settings.sandbox_webhook_max_age_s)
     client = httpx.AsyncClient(
         limits=httpx.Limits(
             max_connections=settings.sandbox_webhook_concurrency,
             max_keepalive_connections=settings.sandbox_webhook_concurrency,
         )
     )
-    deliverer = WebhookDeliverer(
-        engine,
+    sender = WebhookSender(
+        queue,
         client,
         url=settings.sandbox_webhook_url,
         secret=settings.provider_webhook_secret,
-        concurrency=settings.sandbox_webhook_concurrency,
         timeout_s=settings.sandbox_webhook_timeout_s,
-        retry_base_s=settings.sandbox_webhook_retry_base_s,
-        tick_s=settings.sandbox_tick_s,
     )
+    deliverer = QueueWorker(
+        queue,
+        sender.deliver,
+        dsn=settings.asyncpg_dsn(database),
+        service=SERVICE,
+        concurrency=settings.sandbox_webhook_concurrency,
+        poll_s=settings.sandbox_poll_s,
+    )
+    # Deliveries are enqueued with a NOTIFY; waking the local worker too saves its round trip.
+    settlement = Settlement(engine, events, deliverer.wakeup.wake, poll_s=settings.sandbox_poll_s)
     provider = PaymentProvider(
-        engine, events, deliverer.wake, settle_after_s=settings.sandbox_async_settle_s
+        engine,
+        events,
+        deliverer.wakeup.wake,
+        settle_after_s=settings.sandbox_async_settle_s,
+        on_settlement_scheduled=settlement.wake,
     )
-    settlement = Settlement(engine, events, deliverer.wake, tick_s=settings.sandbox_tick_s)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(create_databases, settings.server_url, [database])
-        await asyncio.to_thread(migrate, settings.database_dsn(database), MIGRATIONS)
-        settle_task = asyncio.create_task(settlement.run(), name="sandbox-settlement")
-        deliver_task = asyncio.create_task(deliverer.run(), name="sandbox-webhooks")
-        try:
-            yield
-        finally:
-            await stop_task(settle_task)
-            await deliverer.stop(deliver_task)
-            await client.aclose()
-            await engine.dispose()
+    # One process (the outside world has no roles): everything runs under the workers role so
+    # WAYBILL_ROLES still means one thing everywhere.
+    life = Lifecycle(SERVICE, settings.run_roles)
+    life.cleanup("engine", engine.dispose)
+    life.step("database", lambda: prepare_database(settings, database, MIGRATIONS))
+    life.cleanup("webhook-client", client.aclose)
+    life.component(Role.WORKERS, "webhook-deliveries", lambda: deliverer)
+    life.task(Role.WORKERS, "settlement", settlement.run)
 
     app = create_app(
         service=SERVICE,
         settings=settings,
-        routers=[api.router, admin.router],
+        routers=[api.router, admin.router, queues_router(engine, [queue], no_tenant)],
         health_checks={"database": database_check(engine)},
-        lifespan=lifespan,
+        lifespan=life.lifespan,
     )
     app.add_exception_handler(ProviderError, api.provider_error_handler)
     app.state.engine = engine
@@ -91,6 +106,7 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.state.provider = provider
     app.state.settlement = settlement
     app.state.deliverer = deliverer
+    app.state.queues = [queue]
     return app
 
 

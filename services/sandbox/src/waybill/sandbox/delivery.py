@@ -1,139 +1,71 @@
-"""Sending webhook deliveries: claimed in batches from the database, posted concurrently.
+"""Sending webhook deliveries: the "webhooks" queue's handler (waybill.common.queue).
 
-A claim moves ``next_attempt_at`` forward by a lease, so a delivery whose sender died (a
-restart) is picked up again once the lease runs out: at-least-once, as with any real
-provider. Results are written back in batches. A failed attempt is retried after 1, 2, 4, ...
-seconds until the delivery is ``sandbox_webhook_max_age_s`` old, then it is ``failed``.
+Each delivery is one job, enqueued with the event that it sends (``webhooks.emit``); the
+queue's lease makes a delivery whose sender died (a restart) go out again once the lease runs
+out: at-least-once, as with any real provider. An attempt is recorded, with the delivery's
+new status and the job's outcome, in one transaction. A failed attempt is retried after 1, 2,
+4, ... seconds (the queue's backoff, capped at ``MAX_BACKOFF_S``) until the delivery is
+``sandbox_webhook_max_age_s`` old (the job's deadline), then it is ``failed``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from waybill.common.backoff import Backoff, Jitter
+from waybill.common.queue import Job, JobQueue, Outcome, QueueSpec, RetryLater
 from waybill.sandbox import signing
-from waybill.sandbox.tables import webhook_attempts, webhook_deliveries, webhook_events
+from waybill.sandbox.tables import webhook_attempts, webhook_deliveries
 
 log = structlog.get_logger(__name__)
 
+QUEUE = "webhooks"
 MAX_BACKOFF_S = 60.0
 
 
-@dataclass(frozen=True)
-class _Claimed:
-    id: int
-    attempts: int
-    expires_at: datetime
-    body: str
+def webhook_queue(
+    engine: AsyncEngine, *, timeout_s: float, retry_base_s: float, max_attempts: int | None = None
+) -> JobQueue:
+    """The deliveries' queue: a lease outlives one attempt; no jitter (a simulator's retry
+    times are easier to read in a test)."""
+    return JobQueue(
+        engine,
+        QueueSpec(
+            name=QUEUE,
+            lease_s=timeout_s + 5,
+            max_attempts=max_attempts,
+            backoff=Backoff(base_s=retry_base_s, max_s=MAX_BACKOFF_S, jitter=Jitter.NONE),
+        ),
+    )
 
 
-@dataclass(frozen=True)
-class _Result:
-    delivery: _Claimed
-    at: datetime
-    status_code: int | None
-    error: str | None
-    duration_ms: int
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-class WebhookDeliverer:
-    """The delivery loop of the sandbox process (one shared httpx client)."""
+class WebhookSender:
+    """Posts one delivery per job (one shared httpx client)."""
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        queue: JobQueue,
         client: httpx.AsyncClient,
         *,
         url: str,
         secret: str,
-        concurrency: int,
         timeout_s: float,
-        retry_base_s: float,
-        tick_s: float,
     ) -> None:
-        self.engine = engine
+        self.queue = queue
         self.client = client
         self.url = url
         self.secret = secret
-        self.concurrency = concurrency
         self.timeout_s = timeout_s
-        self.retry_base_s = retry_base_s
-        self.tick_s = tick_s
-        self.lease = timedelta(seconds=timeout_s + 5)
-        self._wake = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._results: list[_Result] = []
 
-    def wake(self) -> None:
-        """New deliveries were committed (or results are waiting): don't wait for the tick."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self._flush_results()
-                free = self.concurrency - len(self._in_flight)
-                claimed = await self._claim(free) if free > 0 else []
-                for delivery in claimed:
-                    task = asyncio.create_task(self._send(delivery))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._in_flight.discard)
-                if claimed and len(claimed) == free:
-                    continue  # there may be more due right now
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("sandbox_webhook_poll_failed", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.tick_s)
-            self._wake.clear()
-
-    async def stop(self, task: asyncio.Task[None]) -> None:
-        """Cancel the loop and the sends in flight; write back what already finished."""
-        task.cancel()
-        for sending in list(self._in_flight):
-            sending.cancel()
-        await asyncio.gather(task, *self._in_flight, return_exceptions=True)
-        try:
-            await self._flush_results()
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("sandbox_webhook_flush_failed", error=str(exc))
-
-    async def _claim(self, limit: int) -> list[_Claimed]:
-        now = datetime.now(UTC)
-        d = webhook_deliveries
-        due = (
-            select(d.c.id)
-            .where(d.c.status == "pending", d.c.next_attempt_at <= now)
-            .order_by(d.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        async with self.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    update(d)
-                    .where(d.c.id.in_(due.scalar_subquery()), d.c.event_id == webhook_events.c.id)
-                    .values(next_attempt_at=now + self.lease, attempts=d.c.attempts + 1)
-                    .returning(d.c.id, d.c.attempts, d.c.expires_at, webhook_events.c.body)
-                )
-            ).all()
-        return [_Claimed(r.id, r.attempts, r.expires_at, r.body) for r in rows]
-
-    async def _send(self, delivery: _Claimed) -> None:
-        body = delivery.body.encode()
+    async def deliver(self, job: Job) -> Outcome:
+        delivery_id: int = job.payload["delivery_id"]
+        body = str(job.payload["body"]).encode()
         started = time.perf_counter()
         at = datetime.now(UTC)
         headers = {
@@ -150,57 +82,54 @@ class WebhookDeliverer:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         duration_ms = int((time.perf_counter() - started) * 1000)
-        self._results.append(_Result(delivery, at, status_code, error, duration_ms))
-        self.wake()
+        ok = status_code is not None and 200 <= status_code < 300
+        retry_in = None if ok else self.queue.spec.backoff.delay(job.attempts, None)
+        gives_up = retry_in is not None and (
+            job.deadline is None or at + timedelta(seconds=retry_in) > job.deadline
+        )
+        status = "delivered" if ok else "failed" if gives_up else "pending"
+        async with self.queue.engine.begin() as conn:
+            await self._record(conn, job, status, at, status_code, error, duration_ms)
+            if ok:
+                await self.queue.complete_in(conn, job)
+            elif gives_up:
+                await self.queue.fail_in(conn, job, error or f"HTTP {status_code}")
+        if not ok:
+            log.info(
+                "sandbox_webhook_delivery_failed",
+                delivery_id=delivery_id,
+                attempt=job.attempts,
+                status_code=status_code,
+                error=error,
+                next_status=status,
+            )
+        if status == "pending":
+            assert retry_in is not None
+            raise RetryLater(error or f"HTTP {status_code}", delay_s=retry_in)
+        return Outcome.completed_in_transaction
 
-    def _next_attempt(self, result: _Result) -> tuple[str, datetime]:
-        if result.ok:
-            return "delivered", result.at
-        backoff = min(self.retry_base_s * 2 ** (result.delivery.attempts - 1), MAX_BACKOFF_S)
-        retry_at = datetime.now(UTC) + timedelta(seconds=backoff)
-        if retry_at > result.delivery.expires_at:
-            return "failed", result.at
-        return "pending", retry_at
-
-    async def _flush_results(self) -> None:
-        if not self._results:
-            return
-        results, self._results = self._results, []
-        updates: list[dict[str, Any]] = []
-        for result in results:
-            status, next_at = self._next_attempt(result)
-            updates.append({"b_id": result.delivery.id, "b_status": status, "b_next": next_at})
-            if not result.ok:
-                log.info(
-                    "sandbox_webhook_delivery_failed",
-                    delivery_id=result.delivery.id,
-                    attempt=result.delivery.attempts,
-                    status_code=result.status_code,
-                    error=result.error,
-                    next_status=status,
-                )
-        d = webhook_deliveries
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    update(d)
-                    .where(d.c.id == bindparam("b_id"))
-                    .values(status=bindparam("b_status"), next_attempt_at=bindparam("b_next")),
-                    updates,
-                )
-                await conn.execute(
-                    insert(webhook_attempts),
-                    [
-                        {
-                            "delivery_id": r.delivery.id,
-                            "at": r.at,
-                            "status_code": r.status_code,
-                            "error": r.error,
-                            "duration_ms": r.duration_ms,
-                        }
-                        for r in results
-                    ],
-                )
-        except BaseException:
-            self._results = results + self._results  # keep them for the next flush
-            raise
+    @staticmethod
+    async def _record(
+        conn: AsyncConnection,
+        job: Job,
+        status: str,
+        at: datetime,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: int,
+    ) -> None:
+        delivery_id = job.payload["delivery_id"]
+        await conn.execute(
+            update(webhook_deliveries)
+            .where(webhook_deliveries.c.id == delivery_id)
+            .values(status=status, attempts=job.attempts)
+        )
+        await conn.execute(
+            insert(webhook_attempts).values(
+                delivery_id=delivery_id,
+                at=at,
+                status_code=status_code,
+                error=error,
+                duration_ms=duration_ms,
+            )
+        )

@@ -123,10 +123,12 @@ class PaymentProvider:
         on_events: Callable[[], None],
         *,
         settle_after_s: float,
+        on_settlement_scheduled: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine = engine
         self.events = events
         self.on_events = on_events
+        self.on_settlement_scheduled = on_settlement_scheduled  # after the commit
         self.settle_after = timedelta(seconds=settle_after_s)
 
     async def create_intent(self, key: str, request: CreateIntent) -> StoredResponse:
@@ -186,6 +188,8 @@ class PaymentProvider:
             )
             if created is None:
                 return await idempotency.replay(conn, key, fingerprint)
+        if outcome.settles_later:
+            self.on_settlement_scheduled()
         return response
 
     async def get_intent(self, intent_id: str) -> dict[str, Any]:

@@ -35,4 +35,5 @@ class SandboxSettings(WaybillSettings):
     sandbox_webhook_retry_base_s: float = 1.0
     sandbox_webhook_max_age_s: float = 600.0  # retries stop this long after the event
     sandbox_webhook_concurrency: int = 64
-    sandbox_tick_s: float = 0.05  # settlement / delivery poll interval
+    # Settlement and webhook delivery are woken when work appears; this is their fallback poll.
+    sandbox_poll_s: float = Field(default=5.0, gt=0)

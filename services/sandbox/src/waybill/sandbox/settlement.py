@@ -1,18 +1,22 @@
 """Async settlement: ``processing`` intents turn ``succeeded`` when their time comes.
 
-One ``UPDATE ... RETURNING`` per tick settles every due intent (bounded batch, skip-locked so
-two sandboxes on one database never settle the same intent twice) and, in the same
-transaction, writes the ``payment_intent.succeeded`` events of those that announce it.
+One ``UPDATE ... RETURNING`` settles every due intent (bounded batch, skip-locked so two
+sandboxes on one database never settle the same intent twice) and, in the same transaction,
+writes the ``payment_intent.succeeded`` events of those that announce it. Between rounds the
+loop sleeps until the next intent is due, or until the provider says it created one
+(``wake``), or at most ``poll_s`` (another sandbox on the same database may have created one):
+an idle sandbox sleeps instead of polling every few milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,12 +36,17 @@ class Settlement:
         events: WebhookEvents,
         on_events: Callable[[], None],
         *,
-        tick_s: float,
+        poll_s: float,
     ) -> None:
         self.engine = engine
         self.events = events
         self.on_events = on_events
-        self.tick_s = tick_s
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """An intent that settles later was committed: recompute when to look next."""
+        self._wake.set()
 
     async def settle_due(self) -> int:
         """Settle the intents that are due now; returns how many."""
@@ -64,17 +73,25 @@ class Settlement:
             self.on_events()
         return len(rows)
 
+    async def next_due_in_s(self) -> float:
+        """Seconds until the next processing intent is due (``poll_s`` when there is none)."""
+        async with self.engine.connect() as conn:
+            due = await conn.scalar(
+                select(func.min(intents.c.settle_at)).where(intents.c.status == "processing")
+            )
+        if due is None:
+            return self.poll_s
+        return min(max((due - datetime.now(UTC)).total_seconds(), 0.0), self.poll_s)
+
     async def run(self) -> None:
         while True:
+            self._wake.clear()  # before looking: a wake from now on is not lost
             try:
-                settled = await self.settle_due()
+                if await self.settle_due() >= BATCH:
+                    continue
+                wait_s = await self.next_due_in_s()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("sandbox_settlement_failed", error=str(exc))
-                settled = 0
-            if settled < BATCH:
-                await asyncio.sleep(self.tick_s)
-
-
-async def stop_task(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+                wait_s = self.poll_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)

@@ -22,7 +22,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from waybill.common.queue import define_queue_tables
+
 metadata = MetaData()
+# The work queue (waybill.common.queue): the "webhooks" queue sends the deliveries.
+queue_jobs, queue_keys = define_queue_tables(metadata)
 
 intents = Table(
     "payment_intents",
@@ -85,7 +89,9 @@ webhook_events = Table(
     Index("ix_webhook_events_intent", "payment_intent"),
 )
 
-# One row per copy to send (two for a duplicated event); pending rows survive a restart.
+# One row per copy to send (two for a duplicated event): what the history shows. When to send
+# it next is its job's business (one "webhooks" job per delivery, written in the same
+# transaction), so pending deliveries survive a restart.
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
@@ -93,13 +99,7 @@ webhook_deliveries = Table(
     Column("event_id", Text, ForeignKey("webhook_events.id"), nullable=False),
     Column("status", Text, nullable=False),  # pending | delivered | failed
     Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
-    Index(
-        "ix_webhook_deliveries_due",
-        "next_attempt_at",
-        postgresql_where=text("status = 'pending'"),
-    ),
     Index("ix_webhook_deliveries_event", "event_id"),
 )
 

@@ -1,9 +1,10 @@
 """Webhook events: created inside the transaction of what they announce, sent later.
 
-An event row and its delivery rows are written with the state change (settlement, refund),
-so a crash can never lose the webhook of a change that committed; the
-:class:`~waybill.sandbox.delivery.WebhookDeliverer` sends them. The drop, duplicate and
-delay knobs are decided here, once per event.
+An event row, its delivery rows and one "webhooks" job per delivery (waybill.common.queue) are
+written with the state change (settlement, refund), so a crash can never lose the webhook of a
+change that committed, and the queue's NOTIFY wakes the sender when it commits
+(:mod:`waybill.sandbox.delivery`). The drop, duplicate and delay knobs are decided here, once
+per event.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from waybill.common.queue import JobQueue, NewJob
 from waybill.sandbox.faults import FaultKnobs
 from waybill.sandbox.objects import unix
 from waybill.sandbox.tables import webhook_deliveries, webhook_events
@@ -33,8 +35,9 @@ def new_event_id() -> str:
 class WebhookEvents:
     """Writes events (and their pending deliveries) on the caller's connection."""
 
-    def __init__(self, knobs: FaultKnobs, *, max_age_s: float) -> None:
+    def __init__(self, knobs: FaultKnobs, queue: JobQueue, *, max_age_s: float) -> None:
         self.knobs = knobs
+        self.queue = queue
         self.max_age = timedelta(seconds=max_age_s)
 
     async def emit(
@@ -75,12 +78,34 @@ class WebhookEvents:
                 {
                     "event_id": event_id,
                     "status": "pending",
-                    "next_attempt_at": now + delay,
                     "expires_at": now + delay + self.max_age,
                 }
                 for _ in range(copies)
             ]
         await conn.execute(insert(webhook_events), events)
-        if deliveries:
-            await conn.execute(insert(webhook_deliveries), deliveries)
-        return len(deliveries)
+        if not deliveries:
+            return 0
+        rows = (
+            await conn.execute(
+                insert(webhook_deliveries).returning(
+                    webhook_deliveries.c.id,
+                    webhook_deliveries.c.event_id,
+                    sort_by_parameter_order=True,
+                ),
+                deliveries,
+            )
+        ).all()
+        body_of = {e["id"]: e["body"] for e in events}
+        await self.queue.enqueue_many(
+            conn,
+            [
+                NewJob(
+                    key=str(row.id),
+                    payload={"delivery_id": row.id, "body": body_of[row.event_id]},
+                    run_at=now + delay,
+                    deadline=now + delay + self.max_age,
+                )
+                for row in rows
+            ],
+        )
+        return len(rows)

@@ -28,6 +28,7 @@ from waybill.common.http.health import health_router
 from waybill.common.http.limits import MAX_BODY_BYTES, BodyLimitMiddleware
 from waybill.common.http.problems import PROBLEM_CONTENT_TYPE
 from waybill.common.http.request_metrics import RequestMetricsMiddleware
+from waybill.common.lifecycle import Role
 from waybill.common.observability.metrics import render_latest
 from waybill.common.observability.tracing import configure_tracing
 from waybill.common.settings import WaybillSettings
@@ -125,8 +126,11 @@ def create_app(
 
     app.include_router(health_router(health_checks))
     app.include_router(_operations_router(service, version, asyncapi))
-    for router in routers:
-        app.include_router(router)
+    # A process without the api role (WAYBILL_ROLES) serves only health, metrics and the
+    # documents: its probes and scrapes still work, its business routes are elsewhere.
+    if Role.API in settings.run_roles:
+        for router in routers:
+            app.include_router(router)
     configure_tracing(app, service, settings)
     return app
 

@@ -1,32 +1,30 @@
 """Payment sync: settle payments left ``processing`` by asking the provider.
 
 Webhooks get lost (the provider's retries give up, ``pm_card_async_silent`` never sends one);
-every ``interval_s`` this job asks the provider about each payment processing for longer than
-``threshold_s`` and records what it says. One active runner across replicas: the periodic run
-first takes a PostgreSQL advisory lock and skips its turn if another replica holds it. An
-operator's run (``POST /admin/payments/sync``) does not wait for the lock: settling is
-idempotent (the decider ignores news it already has), the lock only saves work.
+every ``payments_sync_interval_s`` a periodic job of the kit (one leader per database) asks the
+provider about each payment processing for longer than ``threshold_s`` -- the webhook's
+chance to arrive first -- and records what it says. An operator's run (``POST
+/admin/payments/sync``, the job's ``run_now``) asks about every processing payment of the
+tenant now, or those processing longer than its ``older_than_s``. Settling is idempotent (the
+decider ignores news it already has), so a run-now beside the periodic run is harmless.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from waybill.common.eventstore import Caller
+from waybill.common.jobs import PeriodicJob
 from waybill.payments.domain import payment as p
 from waybill.payments.gateway import ProviderError, ProviderGateway
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.intents import command_for
 from waybill.payments.views import SyncResult
 
-SYNC_LOCK_KEY = 0x0_5A7C_9A75  # any constant unique among this database's advisory locks
 BATCH = 500
 log = structlog.get_logger(__name__)
 
@@ -37,20 +35,23 @@ class PaymentSync:
         handlers: PaymentHandlers,
         gateway: ProviderGateway,
         *,
-        interval_s: float,
         threshold_s: float,
         on_provider_work: Callable[[str], None],
     ) -> None:
         self.handlers = handlers
         self.gateway = gateway
-        self.interval_s = interval_s
-        self.threshold = timedelta(seconds=threshold_s)
+        self.threshold_s = threshold_s
         self.on_provider_work = on_provider_work
 
-    async def run_once(self, *, tenant_id: str | None = None) -> SyncResult:
-        """Settle what the provider has settled; ``tenant_id`` limits it to one tenant."""
+    async def settle(
+        self, *, tenant_id: str | None = None, older_than_s: float | None = None
+    ) -> SyncResult:
+        """Settle what the provider has settled, for payments processing longer than
+        ``older_than_s`` (default: the periodic threshold); ``tenant_id`` limits it to one
+        tenant."""
+        older_than = timedelta(seconds=self.threshold_s if older_than_s is None else older_than_s)
         due = await self.handlers.processing_since(
-            self.handlers.clock() - self.threshold, tenant_id=tenant_id, limit=BATCH
+            self.handlers.clock() - older_than, tenant_id=tenant_id, limit=BATCH
         )
         result = SyncResult(processed=0, succeeded=0, failed=0)
         for payment_id, tenant, intent_id in due:
@@ -79,23 +80,17 @@ class PaymentSync:
             log.info("payment_sync_completed", **result.model_dump())
         return result
 
-    async def run_if_leader(self) -> SyncResult | None:
-        """One periodic run, if no other replica is running one; None otherwise."""
-        async with self.handlers.engine.connect() as conn:
-            held = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SYNC_LOCK_KEY})
-            await conn.commit()
-            if not held:
-                return None
-            try:
-                return await self.run_once()
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SYNC_LOCK_KEY})
-                await conn.commit()
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.run_if_leader()
-            except (OperationalError, DBAPIError, OSError) as exc:
-                log.warning("payment_sync_failed", error=str(exc))
+PaymentSyncJob = PeriodicJob[..., SyncResult]
+
+
+def payment_sync_job(sync: PaymentSync, *, interval_s: float, service: str) -> PaymentSyncJob:
+    """The periodic job (leader per database) around ``sync.settle``; ``run_now`` is the
+    operator's sync."""
+    return PeriodicJob(
+        sync.handlers.engine,
+        sync.settle,
+        name="payment-sync",
+        interval_s=interval_s,
+        service=service,
+    )

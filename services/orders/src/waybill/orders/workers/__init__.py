@@ -1,0 +1,1 @@
+"""Background work of the orders service: periodic jobs (reservation expiry)."""
