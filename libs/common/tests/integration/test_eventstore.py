@@ -86,7 +86,10 @@ async def wait_until_blocked_on_a_lock(db: Db, deadline_s: float = 10.0) -> None
     async with db.engine.connect() as conn:
 
         async def blocked() -> bool:
-            return bool((await conn.exec_driver_sql(query)).scalar_one() > 0)
+            # pg_stat_activity is read once per transaction: each probe needs its own.
+            waiting = (await conn.exec_driver_sql(query)).scalar_one()
+            await conn.commit()
+            return bool(waiting > 0)
 
         await eventually(
             blocked,

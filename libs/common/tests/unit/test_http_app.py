@@ -44,3 +44,30 @@ async def test_the_service_lifespan_runs_and_closable_checks_are_closed_on_shutd
         assert not check.closed
     assert events == ["started", "stopped"]
     assert check.closed
+
+
+def test_a_process_without_the_api_role_serves_only_health_metrics_and_documents() -> None:
+    from fastapi import APIRouter
+    from fastapi.testclient import TestClient
+
+    business = APIRouter()
+
+    @business.get("/things")
+    async def things() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    def app_with(roles: str) -> TestClient:
+        app = create_app(
+            service="roles",
+            settings=WaybillSettings(roles=roles),
+            routers=[business],
+            health_checks={},
+        )
+        return TestClient(app)
+
+    relay_only = app_with("relay,consumer")
+    assert relay_only.get("/things").status_code == 404
+    assert relay_only.get("/health/live").status_code == 200
+    assert relay_only.get("/metrics").status_code == 200
+    assert app_with("").get("/things").json() == {"ok": "yes"}
+    assert app_with("api").get("/things").status_code == 200

@@ -104,6 +104,23 @@ async def test_a_new_payment_hands_the_charger_exactly_what_loading_it_would(
     assert job.status == "running" and opened.job is not None and opened.job.id == job.id
 
 
+async def test_without_a_local_charger_a_new_payments_job_is_left_for_any_worker(
+    handlers: PaymentHandlers,
+):
+    """A process without the workers role (WAYBILL_ROLES) must not claim the job for a
+    charger it does not run: the job stays queued for the workers' processes."""
+    handlers.charge_locally = False
+    caller = consumer_caller(f"t-{uuid.uuid4().hex[:8]}")
+
+    opened = await open_payment(handlers, caller, "ord_1")
+
+    assert opened is not None and opened.job is None
+    (job,) = await jobs(handlers, opened.state.payment_id)
+    assert job.status == "queued"
+    (claimed,) = await handlers.charges.claim(10)  # what a workers process does on its NOTIFY
+    assert claimed.payload == {"payment_id": opened.state.payment_id}
+
+
 async def test_order_placed_again_opens_nothing(handlers: PaymentHandlers):
     caller = consumer_caller(f"t-{uuid.uuid4().hex[:8]}")
     first = await open_payment(handlers, caller, "ord_1")

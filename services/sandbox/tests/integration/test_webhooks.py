@@ -96,7 +96,7 @@ async def test_admin_queues_shows_the_webhook_queue_and_its_last_jobs(api, recei
         mine = [j for j in body["recent_jobs"] if j["attempts"] >= 1 and j["last_error"]]
         return mine and body
 
-    body = await api.wait_for(retry_waiting, what="the delivery's retry in the queue view")
+    body = await eventually(retry_waiting, what="the delivery's retry in the queue view")
     (webhooks,) = body["queues"]
     assert webhooks["name"] == "webhooks"
     assert set(webhooks) == {"name", "depth", "running", "failed", "oldest_waiting_s"}
