@@ -25,7 +25,7 @@ from waybill.common.contracts.orders import Address, Customer, LineItem
 from waybill.common.db import create_engine, migrate
 from waybill.common.eventstore import Caller, EventStore
 from waybill.common.registry import EventRegistry
-from waybill.orders import projections as t
+from waybill.orders import tables as t
 from waybill.orders.app import MIGRATIONS
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o

@@ -18,7 +18,7 @@ from waybill.common.contracts.orders import Address, Customer, LineItem, OrderPl
 from waybill.common.db import create_engine, migrate
 from waybill.common.eventstore import Caller, EventStore
 from waybill.common.queue import JobQueue, QueueSpec
-from waybill.payments import projections as t
+from waybill.payments import tables as t
 from waybill.payments.app import MIGRATIONS, payment_registry
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import PaymentNotFound

@@ -21,7 +21,7 @@ from waybill.common.observability.logging import configure_logging
 from waybill.common.outbox import OutboxRelay
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
-from waybill.orders import projections
+from waybill.orders import tables
 from waybill.orders.api import ERROR_STATUS, router
 from waybill.orders.handlers import OrderHandlers
 from waybill.orders.settings import OrdersSettings
@@ -41,8 +41,8 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
     # with it, and the AsyncAPI publish side is its public part.
     appended = contract.register(EventRegistry())
     store = EventStore(
-        projections.events,
-        projections.outbox,
+        tables.events,
+        tables.outbox,
         source=f"/waybill/{SERVICE}",
         topic=topics.ORDERS_EVENTS,
         registry=appended,
@@ -72,7 +72,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
             subscribed,
             bootstrap_servers=settings.bootstrap_servers,
             engine=engine,
-            inbox=projections.inbox,
+            inbox=tables.inbox,
             service=SERVICE,
         ),
     )

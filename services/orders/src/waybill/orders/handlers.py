@@ -24,10 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import LineItem, OrderEvent
 from waybill.common.db import driver
-from waybill.common.eventstore import EventStore, RecordedEvent, append_decided, retry_on_conflict
+from waybill.common.eventstore import (
+    Caller,
+    EventStore,
+    RecordedEvent,
+    append_decided,
+    retry_on_conflict,
+)
 from waybill.common.keyset import Position, newest_first_page
-from waybill.orders import projections as t
-from waybill.orders.caller import Caller
+from waybill.orders import tables as t
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
 from waybill.orders.domain.errors import IdempotencyKeyReused, OrderNotFound, SkuNotFound

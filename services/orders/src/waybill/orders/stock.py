@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from waybill.common.contracts.orders import LineItem, OrderEvent
 from waybill.common.db import driver
-from waybill.common.eventstore import EventStore, append_decided
-from waybill.orders import projections as t
-from waybill.orders.caller import Caller
+from waybill.common.eventstore import Caller, EventStore, append_decided
+from waybill.orders import tables as t
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain.errors import InsufficientStock
 

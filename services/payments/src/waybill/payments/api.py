@@ -22,7 +22,6 @@ from waybill.common.http.pagination import (
 from waybill.common.http.problems import ProblemError
 from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.payments import signature
-from waybill.payments.charger import Charger
 from waybill.payments.domain import errors
 from waybill.payments.gateway import ProviderGateway
 from waybill.payments.handlers import PaymentHandlers
@@ -30,6 +29,7 @@ from waybill.payments.refunds import refund_payment
 from waybill.payments.schemas import RefundIn
 from waybill.payments.views import PaymentView, SyncResult
 from waybill.payments.webhooks import ProviderEvent, apply_webhook
+from waybill.payments.workers.charger import Charger
 from waybill.payments.workers.sync import PaymentSyncJob
 
 router = APIRouter()

@@ -24,15 +24,15 @@ from waybill.common.queue import JobQueue
 from waybill.common.queue.admin import queues_router
 from waybill.common.registry import EventRegistry
 from waybill.common.settings import service_database
-from waybill.payments import projections
+from waybill.payments import tables
 from waybill.payments.after_commit import AfterCommitEngine
 from waybill.payments.api import ERROR_STATUS, Services, admin_tenant, router
-from waybill.payments.charger import Charger, charges_spec
 from waybill.payments.domain.payment import PaymentOrderClosed
 from waybill.payments.gateway import build_gateway
 from waybill.payments.handlers import PaymentHandlers
 from waybill.payments.settings import PaymentsSettings
 from waybill.payments.subscriptions import subscriptions
+from waybill.payments.workers.charger import Charger, charges_spec
 from waybill.payments.workers.sync import PaymentSync, payment_sync_job
 
 SERVICE = "payments"
@@ -56,8 +56,8 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
     )
     appended = payment_registry()
     store = EventStore(
-        projections.events,
-        projections.outbox,
+        tables.events,
+        tables.outbox,
         source=f"/waybill/{SERVICE}",
         topic=topics.PAYMENTS_EVENTS,
         registry=appended,
@@ -111,7 +111,7 @@ def build_app(settings: PaymentsSettings | None = None) -> FastAPI:
             bootstrap_servers=settings.bootstrap_servers,
             # Same pool; its transactions tell the charger when a new payment has committed.
             engine=AfterCommitEngine(engine.sync_engine),
-            inbox=projections.inbox,
+            inbox=tables.inbox,
             service=SERVICE,
         ),
     )

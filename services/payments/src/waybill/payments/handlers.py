@@ -35,7 +35,7 @@ from waybill.common.eventstore import (
 )
 from waybill.common.keyset import Position, newest_first_page
 from waybill.common.queue import Job, JobQueue
-from waybill.payments import projections as t
+from waybill.payments import tables as t
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import PaymentNotFound
 from waybill.payments.views import PaymentView

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from waybill.common.eventstore import Caller, retry_on_conflict
-from waybill.payments import projections as t
+from waybill.payments import tables as t
 from waybill.payments.gateway import Intent
 from waybill.payments.handlers import PaymentHandlers, Recorded
 from waybill.payments.intents import command_for

@@ -1,6 +1,6 @@
 """Alembic environment of the orders database (all logic lives in waybill.common.alembic_env)."""
 
 from waybill.common.alembic_env import run_migrations_env
-from waybill.orders.projections import metadata
+from waybill.orders.tables import metadata
 
 run_migrations_env(metadata)

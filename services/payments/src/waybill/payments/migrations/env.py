@@ -1,6 +1,6 @@
 """Alembic environment of the payments database (all logic lives in waybill.common.alembic_env)."""
 
 from waybill.common.alembic_env import run_migrations_env
-from waybill.payments.projections import metadata
+from waybill.payments.tables import metadata
 
 run_migrations_env(metadata)
