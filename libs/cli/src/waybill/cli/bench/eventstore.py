@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -41,6 +39,7 @@ from rich.table import Table as RichTable
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from waybill.cli.bench.machine import machine_facts
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.db import create_databases, create_engine
 from waybill.common.envelope import EventEnvelope
@@ -381,20 +380,8 @@ async def _measure(servers: Servers, database: str, console: Console) -> dict[st
 
 
 def _machine(servers: Servers, postgres_version: str) -> dict[str, Any]:
-    import psutil
-
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **machine_facts(),
         "postgres": postgres_version,
         "kafka": KAFKA_VERSION if servers.embedded else "external",
         "infrastructure": "embedded" if servers.embedded else "external",

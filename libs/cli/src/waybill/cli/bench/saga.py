@@ -24,7 +24,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -41,6 +40,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from waybill.cli.bench.machine import machine_facts
 from waybill.cli.load.client import LoadGenerator, Target, http_client, sku_names, stock_skus
 from waybill.cli.load.outcomes import Outcome, fetch_outcomes, wait_settled
 from waybill.cli.stack.lifecycle import Stack
@@ -359,18 +359,8 @@ async def _postgres_version(server_url: str) -> str:
 
 
 def _machine(stack: Stack, step_s: float, concurrency: int) -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **machine_facts(),
         "postgres": asyncio.run(_postgres_version(stack.server_url)),
         "kafka": KAFKA_VERSION if stack.kafka else "external",
         "services": [s.name for s in stack.services],

@@ -7,14 +7,13 @@ closure's ``tenant_of`` as an object, not as a string it cannot resolve.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from waybill.common.queue.store import JobQueue, queue_stats, recent_jobs
+from waybill.common.queue.store import JobQueue, JobSummary, queue_stats, recent_jobs
 
 RECENT_JOBS = 20
 
@@ -27,22 +26,10 @@ class QueueView(BaseModel):
     oldest_waiting_s: float
 
 
-class JobView(BaseModel):
-    id: int
-    queue: str
-    key: str
-    status: str
-    attempts: int
-    priority: int
-    run_at: datetime
-    enqueued_at: datetime
-    finished_at: datetime | None
-    last_error: str | None
-
-
 class QueuesView(BaseModel):
     queues: list[QueueView]
-    recent_jobs: list[JobView]
+    # The store's own record: pydantic validates and documents a dataclass as it is.
+    recent_jobs: list[JobSummary]
 
 
 def queues_router(
@@ -71,7 +58,7 @@ def queues_router(
                 )
                 for s in stats
             ],
-            recent_jobs=[JobView(**vars(j)) for j in jobs],
+            recent_jobs=list(jobs),
         )
 
     return router
