@@ -100,7 +100,9 @@ def database_health_router(check: DatabaseCheck) -> APIRouter:
     """``/db`` and ``/pool``, for :func:`~waybill.common.http.health.health_router` to mount
     under its ``/health`` prefix."""
     router = APIRouter(tags=["health"])
-    unhealthy = {503: {"description": "The database is down (db) or the pool exhausted (pool)"}}
+    unhealthy: dict[int | str, dict[str, Any]] = {
+        503: {"description": "The database is down (db) or the pool exhausted (pool)"}
+    }
 
     @router.get("/db", summary="The database check alone", responses=unhealthy)
     async def db() -> JSONResponse:
