@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
+from waybill.common.auth.api import keys_router
 from waybill.common.auth.store import KeyStore
 from waybill.common.http.correlation import CorrelationIdMiddleware
 from waybill.common.http.errors import ProblemMiddleware, install_problem_handlers
@@ -89,6 +90,7 @@ def create_app(
     version: str = "0.1.0",
     key_store: KeyStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    key_routes: bool = True,
 ) -> FastAPI:
     """Build a service's FastAPI app.
 
@@ -96,6 +98,9 @@ def create_app(
     ``app.state.key_store`` and started/closed with the app (around ``lifespan``). A service
     that builds its store inside its own lifespan may instead set ``app.state.key_store``
     there and pass nothing here.
+
+    ``key_routes``: mount ``GET /auth/keys`` and ``POST /auth/keys/{id}/revoke`` (every
+    Waybill service has them; the sandbox, which has no API keys, turns them off).
 
     ``health_checks`` that have an async ``close()`` (like ``broker_check``) are closed when
     the app shuts down.
@@ -120,6 +125,8 @@ def create_app(
 
     app.include_router(health_router(health_checks))
     app.include_router(_operations_router(service, version, asyncapi))
+    if key_routes:
+        app.include_router(keys_router())
     for router in routers:
         app.include_router(router)
     configure_tracing(app, service, settings)
