@@ -5,6 +5,8 @@
 * Starlette/FastAPI ``HTTPException`` (404 route, 405 method, ...) -> a generic code;
 * :class:`~waybill.common.http.problems.ProblemError`, ``DomainError`` and any exception
   carrying ``code``/``status`` -> their own status and code;
+* an unreachable database (``http.unavailable``) -> 503 ``DATABASE_UNAVAILABLE`` with
+  ``Retry-After``;
 * anything else -> 500 ``INTERNAL_ERROR``, logged with its stack.
 
 The last two are handled by :class:`ProblemMiddleware` rather than a Starlette handler
@@ -31,6 +33,7 @@ from waybill.common.http.problems import (
     ProblemError,
     problem_from_exception,
 )
+from waybill.common.http.unavailable import unavailable_problem_for
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +106,7 @@ class ProblemMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            problem = problem_from_exception(exc)
+            problem = problem_from_exception(exc) or unavailable_problem_for(exc)
             if problem is None:
                 log.exception("http_request_failed", path=scope.get("path"))
                 problem = Problem(500, "INTERNAL_ERROR", "Internal error", None)
