@@ -29,7 +29,15 @@ router = APIRouter()
 Sku = Annotated[str, Path(pattern=SKU_PATTERN)]
 OrderId = Annotated[str, Path(pattern=r"^ord_[0-9a-f]{32}$")]
 IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Makes retries safe: the same key and body answer the first order again "
+        "for WAYBILL_ORDERS_IDEMPOTENCY_TTL_S (default 86400 s, 24 h); after that the key is "
+        "forgotten and a request with it is a new order.",
+    ),
 ]
 
 service_or_admin = require_role("service", "admin")
@@ -79,7 +87,13 @@ async def place_order(
     principal: Annotated[Principal, Depends(require_role("service"))],
     idempotency_key: IdempotencyKey = None,
 ) -> OrderView:
-    """Place an order and reserve its stock. Same ``Idempotency-Key`` + body -> same order."""
+    """Place an order and reserve its stock.
+
+    With an ``Idempotency-Key``: the same key and body answer the same order again (with
+    ``Idempotent-Replayed: true``); the same key with another body is 422
+    ``IDEMPOTENCY_KEY_REUSED``. Keys are kept ``WAYBILL_ORDERS_IDEMPOTENCY_TTL_S`` (default
+    86400 s = 24 h); after that the same key is a new request.
+    """
     command = o.PlaceOrder(
         order_id=f"ord_{uuid.uuid4().hex}",
         customer=Customer.model_validate(body.customer.model_dump()),
