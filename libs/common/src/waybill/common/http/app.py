@@ -27,6 +27,7 @@ from waybill.common.http.correlation import CorrelationIdMiddleware
 from waybill.common.http.errors import ProblemMiddleware, install_problem_handlers
 from waybill.common.http.health import health_router
 from waybill.common.http.limits import MAX_BODY_BYTES, BodyLimitMiddleware
+from waybill.common.http.openapi import declare_kit_responses
 from waybill.common.http.problems import PROBLEM_CONTENT_TYPE
 from waybill.common.http.request_metrics import RequestMetricsMiddleware
 from waybill.common.observability.metrics import render_latest
@@ -130,6 +131,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     configure_tracing(app, service, settings)
+    declare_kit_responses(app)
     return app
 
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waybill.common.http.methods import with_full_allow
 from waybill.common.http.problems import (
     STATUS_CODES,
     DomainError,
@@ -67,7 +68,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
     detail = exc.detail if isinstance(exc.detail, str) else None
-    problem = Problem(exc.status_code, code, None, detail, headers=exc.headers)
+    headers = with_full_allow(request, exc.headers) if exc.status_code == 405 else exc.headers
+    problem = Problem(exc.status_code, code, None, detail, headers=headers)
     return problem.with_instance(request.url.path).to_response()
 
 
