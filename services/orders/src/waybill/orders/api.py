@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from waybill.common.auth import Principal, require_role
 from waybill.common.contracts.orders import Address, Customer, LineItem
+from waybill.common.http.openapi import problem_responses
 from waybill.common.http.pagination import (
     Page,
     PageParams,
@@ -78,7 +79,15 @@ async def get_stock(
     return await svc.get_stock(principal.tenant_id, sku)
 
 
-@router.post("/orders", status_code=201, response_model=OrderView, tags=["orders"])
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderView,
+    tags=["orders"],
+    responses=problem_responses(
+        {404: ["SKU_NOT_FOUND"], 409: ["INSUFFICIENT_STOCK"], 422: ["IDEMPOTENCY_KEY_REUSED"]}
+    ),
+)
 async def place_order(
     body: PlaceOrderIn,
     request: Request,
@@ -129,14 +138,24 @@ async def list_orders(
     return Page[OrderView](items=items, next_cursor=next_cursor)
 
 
-@router.get("/orders/{order_id}", response_model=OrderView, tags=["orders"])
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderView,
+    tags=["orders"],
+    responses=problem_responses({404: ["ORDER_NOT_FOUND"]}),
+)
 async def get_order(
     order_id: OrderId, svc: Handlers, principal: Annotated[Principal, Depends(service_or_admin)]
 ) -> OrderView:
     return await svc.get_order(principal.tenant_id, order_id)
 
 
-@router.get("/orders/{order_id}/events", response_model=Page[EventView], tags=["orders"])
+@router.get(
+    "/orders/{order_id}/events",
+    response_model=Page[EventView],
+    tags=["orders"],
+    responses=problem_responses({404: ["ORDER_NOT_FOUND"]}),
+)
 async def order_events(
     order_id: OrderId,
     svc: Handlers,
@@ -166,7 +185,17 @@ async def order_events(
     return Page[EventView](items=items, next_cursor=next_cursor)
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderView, tags=["orders"])
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=OrderView,
+    tags=["orders"],
+    responses=problem_responses(
+        {
+            404: ["ORDER_NOT_FOUND"],
+            409: ["INVALID_TRANSITION", "ORDER_CANNOT_CANCEL_AFTER_SHIPPING"],
+        }
+    ),
+)
 async def cancel_order(
     order_id: OrderId,
     request: Request,

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from waybill.common.auth.dependencies import key_store_of, require_role
 from waybill.common.auth.keys import KeyPosition, KeyRecord
 from waybill.common.auth.store import Principal
+from waybill.common.http.openapi import problem_responses
 from waybill.common.http.pagination import Page, PageParams, encode_cursor, page_params
 from waybill.common.http.problems import ProblemError
 
@@ -51,9 +52,7 @@ class ApiKeyView(BaseModel):
 admin_only = require_role("admin")
 KeyId = Annotated[uuid.UUID, Path(description="The key's id (as `waybill keys list` shows)")]
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No key of the caller's tenant has this id (`API_KEY_NOT_FOUND`)"}
-}
+_NOT_FOUND = problem_responses({404: ["API_KEY_NOT_FOUND"]})
 
 
 def _position(after: dict[str, Any] | None) -> KeyPosition | None:

@@ -20,7 +20,7 @@ declares its own ``4XX``) are left alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -75,17 +75,31 @@ def _speaks_problems(operation: dict[str, Any]) -> bool:
     return PROBLEM_CONTENT_TYPE in generic.get("content", {PROBLEM_CONTENT_TYPE: {}})
 
 
+_FASTAPI_422 = "Validation Error"
+
+
+def problem_responses(codes: Mapping[int, Sequence[str]]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the domain problem codes it can answer, by status (the kit
+    adds its own codes to the same statuses)."""
+    return {
+        status: {
+            "description": "codes: " + ", ".join(f"`{code}`" for code in listed),
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}},
+        }
+        for status, listed in codes.items()
+    }
+
+
 def _declare(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status, codes in sorted(_kit_codes(operation).items()):
         listed = ", ".join(f"`{code}`" for code in codes)
         existing = responses.get(str(status))
-        if existing is None or status == 422:  # FastAPI's 422 shape is not what we send
-            description = (existing or {}).get("description") if status != 422 else None
-            existing = {"description": description or _TITLES[status]}
-            responses[str(status)] = existing
-        existing["description"] = f"{existing['description']} (codes: {listed})"
-        existing["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
+        if existing is None or existing.get("description") == _FASTAPI_422:
+            responses[str(status)] = {"description": f"{_TITLES[status]} (codes: {listed})"}
+        else:  # the route declared this status: keep its codes, add the kit's
+            existing["description"] = f"{existing['description']}, {listed}"
+        responses[str(status)]["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
     for generic in ("4XX", "5XX"):
         if generic in responses:
             responses[generic]["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
