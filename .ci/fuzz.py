@@ -127,7 +127,8 @@ def fuzz(target: Target, url: str, keys: dict[str, str], seed: int) -> int:
     print(f"== schemathesis: {target.service} as {target.role or 'anonymous'}", flush=True)
     started = time.monotonic()
     rc = subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
-    print(f"== {target.service} as {target.role}: rc={rc} in {time.monotonic() - started:.0f} s")
+    who = target.role or "anonymous"
+    print(f"== {target.service} as {who}: rc={rc} in {time.monotonic() - started:.0f} s")
     return rc
 
 
