@@ -24,6 +24,9 @@ def _caused_by(outer: Exception, cause: Exception) -> Exception:
         PoolTimeoutError("QueuePool limit of size 1 overflow 1 reached"),
         asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed mid-operation"),
         asyncpg.exceptions.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        ),
         asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator"),
         asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
         DBAPIError("SELECT 1", {}, ConnectionRefusedError(111, "refused")),

@@ -7,7 +7,8 @@ connect, ``TimeoutError``), SQLAlchemy's wrappers of those
 (``DBAPIError`` with the driver's error as its cause), SQLAlchemy's pool timing out while
 every connection is being re-established (``sqlalchemy.exc.TimeoutError``), asyncpg's errors
 on the hot-path statements that bypass SQLAlchemy (``ConnectionDoesNotExistError``,
-``InterfaceError: connection is closed``), and the server's own answers while it shuts down or
+``InterfaceError: connection is closed``, and ``InternalClientError`` from the next use of
+a connection that broke that way), and the server's own answers while it shuts down or
 starts (SQLSTATE class 08 connection exceptions, 57P01-57P03 admin/crash shutdown and
 "cannot connect now", 53300 too many connections). All of them mean "try again shortly";
 none is a bug in the request. :func:`database_unavailable` recognises them anywhere in an
@@ -54,6 +55,12 @@ def _means_unreachable(exc: BaseException) -> bool:
     if name == "ConnectionDoesNotExistError":
         return True
     if name == "InterfaceError" and "connection is closed" in str(exc):
+        return True
+    # What the next use of a connection broken by the lost server raises ("cannot switch to
+    # state 15; another operation (2) is in progress"): statements on the raw driver path
+    # (db.driver) fail outside SQLAlchemy's error handling, so the pool is not told that the
+    # connection died and hands it out once more (seen with a real stop under load).
+    if name == "InternalClientError" and "another operation" in str(exc):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
