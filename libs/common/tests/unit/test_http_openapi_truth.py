@@ -93,3 +93,20 @@ def test_every_kit_answer_is_declared_with_its_problem_codes() -> None:
         "status",
         "code",
     ]
+
+
+async def test_a_nul_character_is_refused_at_the_edge_not_by_the_database() -> None:
+    async with _client() as http:
+        in_query = await http.get("/things/a", params={"x": "a\x00b"})
+        in_body = await http.put(
+            "/things/a",
+            content=b'{"available": 1, "n": "a\\u0000"}',
+            headers={"content-type": "application/json"},
+        )
+        escaped = await http.put(
+            "/things/a", content=b'{"available": 1}', headers={"content-type": "application/json"}
+        )
+    for refused in (in_query, in_body):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "INVALID_CHARACTER"
+    assert escaped.status_code == 200

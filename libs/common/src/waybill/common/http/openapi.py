@@ -5,9 +5,9 @@ to a generic ``4XX``/``5XX``, and its 422 was documented with FastAPI's ``{"deta
 shape, which the kit never sends. :func:`declare_kit_responses` adds to each operation what
 the kit can answer there, each with its problem ``code``s and the problem+json schema:
 
-* 422 ``VALIDATION_ERROR`` wherever FastAPI validates input; with a body, also
-  ``MALFORMED_JSON`` and ``JSON_TOO_DEEP``, and 413 ``PAYLOAD_TOO_LARGE``; with a ``cursor``
-  parameter, ``INVALID_CURSOR``;
+* 422 ``VALIDATION_ERROR`` and ``INVALID_CHARACTER`` (U+0000) wherever input is read; with a
+  body, also ``MALFORMED_JSON`` and ``JSON_TOO_DEEP``, and 413 ``PAYLOAD_TOO_LARGE``; with a
+  ``cursor`` parameter, ``INVALID_CURSOR``;
 * 401 ``UNAUTHENTICATED``, 403 ``FORBIDDEN`` and 503 ``AUTH_UNAVAILABLE`` on operations that
   take an API key;
 * 503 ``DATABASE_UNAVAILABLE`` (``http.unavailable``) and 500 ``INTERNAL_ERROR`` everywhere.
@@ -57,7 +57,7 @@ def _kit_codes(operation: dict[str, Any]) -> dict[int, list[str]]:
     codes: dict[int, list[str]] = {500: ["INTERNAL_ERROR"], 503: ["DATABASE_UNAVAILABLE"]}
     params = {p.get("name") for p in operation.get("parameters", [])}
     if params or "requestBody" in operation:
-        codes[422] = ["VALIDATION_ERROR"]
+        codes[422] = ["VALIDATION_ERROR", "INVALID_CHARACTER"]
     if "requestBody" in operation:
         codes[422] += ["MALFORMED_JSON", "JSON_TOO_DEEP"]
         codes[413] = ["PAYLOAD_TOO_LARGE"]
