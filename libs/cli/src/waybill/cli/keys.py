@@ -1,7 +1,8 @@
-"""``waybill keys create``: issue an API key on the running stack's auth database.
+"""``waybill keys create|list|revoke``: API keys in the running stack's auth database.
 
 The stack is found through the state dir's ``up.json`` (the embedded PostgreSQL's real port),
-or through ``WAYBILL_DATABASE_URL`` when an external server is configured.
+or through ``WAYBILL_AUTH_DATABASE_URL`` / ``WAYBILL_DATABASE_URL`` when external servers are
+configured.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from waybill.cli.stack.state import StateDir, running_stack
-from waybill.common.settings import AUTH_DATABASE, WaybillSettings
+from waybill.common.db import plain_dsn
+from waybill.common.settings import WaybillSettings
 
 if TYPE_CHECKING:
     from waybill.common.auth import IssuedKey
+    from waybill.common.auth.keys import KeyRecord
 
 
 class Role(StrEnum):
@@ -30,7 +34,7 @@ class StackNotReachable(RuntimeError):
 
 def target_settings(settings: WaybillSettings) -> WaybillSettings:
     """The settings of the stack to issue keys on: the external database or ``up.json``'s."""
-    if settings.database_url:
+    if settings.database_url or settings.auth_database_url:
         return settings
     state = StateDir(settings.state_dir)
     record = running_stack(state)
@@ -43,12 +47,13 @@ def target_settings(settings: WaybillSettings) -> WaybillSettings:
 
 
 async def _check_reachable(settings: WaybillSettings) -> None:
+    dsn = plain_dsn(settings.auth_dsn)
     try:
-        conn = await asyncpg.connect(settings.asyncpg_dsn(AUTH_DATABASE), timeout=5)
+        conn = await asyncpg.connect(dsn, timeout=5)
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        shown = make_url(dsn).render_as_string(hide_password=True)
         raise StackNotReachable(
-            f"cannot reach the auth database {AUTH_DATABASE} on {settings.server_url}: {exc} "
-            "(is `waybill up` running?)"
+            f"cannot reach the auth database {shown}: {exc} (is `waybill up` running?)"
         ) from exc
     await conn.close()
 
@@ -65,3 +70,20 @@ async def create_key(
     from waybill.common.auth import issue_key
 
     return await issue_key(target, tenant_id=tenant_id, role=role.value, agent_id=agent_id)
+
+
+async def list_keys(settings: WaybillSettings, *, tenant_id: str | None) -> list[KeyRecord]:
+    target = target_settings(settings)
+    await _check_reachable(target)
+    from waybill.common.auth.keys import list_keys as list_all
+
+    return await list_all(target, tenant_id=tenant_id)
+
+
+async def revoke_key(settings: WaybillSettings, key_id: str) -> bool:
+    """True if a live key was revoked; False if there is no such live key."""
+    target = target_settings(settings)
+    await _check_reachable(target)
+    from waybill.common.auth import revoke_key as revoke
+
+    return await revoke(target, key_id)

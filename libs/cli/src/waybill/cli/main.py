@@ -1,4 +1,4 @@
-"""The ``waybill`` command: ``up``, ``keys create``, ``load``, ``bench``, ``version``.
+"""The ``waybill`` command: ``up``, ``keys create|list|revoke``, ``load``, ``bench``, ``version``.
 
 Each command body parses options and hands over to the module that does the work.
 """
@@ -83,6 +83,52 @@ def keys_create(
     typer.echo(f"role: {issued.role}")
     typer.echo(f"key id: {issued.key_id}")
     typer.echo(f"key: {issued.key}")
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant")] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """List API keys (prefix, tenant, role, created, last used, revoked); never the keys."""
+    from waybill.cli.keys import StackNotReachable, list_keys
+
+    try:
+        records = asyncio.run(list_keys(_settings(state_dir), tenant_id=tenant))
+    except StackNotReachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("id\tprefix\ttenant\trole\tcreated\tlast used\trevoked")
+    for r in records:
+        cells = (
+            r.key_id,
+            r.prefix,
+            r.tenant_id,
+            r.role,
+            r.created_at,
+            r.last_used_at,
+            r.revoked_at,
+        )
+        typer.echo("\t".join("-" if c is None else str(c) for c in cells))
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `waybill keys list`)")],
+    state_dir: StateDirOption = None,
+) -> None:
+    """Revoke an API key: every service refuses it within seconds."""
+    from waybill.cli.keys import StackNotReachable, revoke_key
+
+    try:
+        revoked = asyncio.run(revoke_key(_settings(state_dir), key_id))
+    except StackNotReachable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if not revoked:
+        typer.echo(f"error: no live key has id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked: {key_id}")
 
 
 @bench_app.command("eventstore")

@@ -12,6 +12,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from waybill.common.observability.slow_queries import TIMED_CONNECTION, SlowQueryWatch
 from waybill.common.settings import WaybillSettings
 
 
@@ -27,9 +28,16 @@ def plain_dsn(dsn: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def create_engine(dsn: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg-backed engine for ``dsn``; accepts plain ``postgresql://`` URLs too."""
-    return create_async_engine(
+def create_engine(
+    dsn: str, *, pool_size: int = 10, slow_query_ms: float | None = None
+) -> AsyncEngine:
+    """An asyncpg-backed engine for ``dsn``; accepts plain ``postgresql://`` URLs too.
+
+    Its statements over ``slow_query_ms`` (unset: ``WAYBILL_SLOW_QUERY_MS``, default 200) are
+    logged as ``db_query_slow`` and counted, labelled with the service that owns the database
+    (``waybill_orders`` -> ``orders``); see :mod:`waybill.common.observability.slow_queries`.
+    """
+    engine = create_async_engine(
         async_url(dsn),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -38,6 +46,15 @@ def create_engine(dsn: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,
         pool_recycle=3600,
     )
+    if slow_query_ms is None:
+        slow_query_ms = WaybillSettings().slow_query_ms
+    SlowQueryWatch(service=_service_of(dsn), threshold_ms=slow_query_ms).install(engine)
+    return engine
+
+
+def _service_of(dsn: str) -> str:
+    database = make_url(dsn).database or "unknown"
+    return database.removeprefix("waybill_")
 
 
 async def driver(conn: AsyncConnection) -> asyncpg.Connection:
@@ -62,7 +79,8 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
         raise RuntimeError("SQLAlchemy's asyncpg adapter no longer exposes _start_transaction")
     if conn.in_transaction() and getattr(adapter, "_transaction", None) is None:
         await start()
-    connection: asyncpg.Connection = raw.driver_connection
+    # The pooled connection's TimedConnection (slow-query reports), if the engine has a watch.
+    connection: asyncpg.Connection = raw.info.get(TIMED_CONNECTION) or raw.driver_connection
     return connection
 
 

@@ -47,6 +47,13 @@ class WaybillSettings(BaseSettings):
     provider_url: str = f"http://127.0.0.1:{ports.SANDBOX}"
     provider_api_key: str = "sk_test_waybill"
     provider_webhook_secret: str = "whsec_sandbox_dev"  # noqa: S105 - the sandbox dev default
+    # Statements slower than this are logged as db_query_slow and counted (observability).
+    slow_query_ms: float = Field(default=200.0, gt=0)
+    auth_database_url: str | None = Field(
+        default=None,
+        description="URL of the auth database (API keys) every service shares; unset = the "
+        "waybill_auth database on this service's own server",
+    )
 
     @property
     def run_roles(self) -> frozenset[Role]:
@@ -59,6 +66,16 @@ class WaybillSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/postgres"
+
+    @property
+    def auth_dsn(self) -> str:
+        """SQLAlchemy (asyncpg) URL of the auth database: ``auth_database_url`` if set (services
+        on separate PostgreSQL servers then still share one set of keys), else
+        ``waybill_auth`` on :attr:`server_url`."""
+        if self.auth_database_url:
+            url = make_url(self.auth_database_url).set(drivername="postgresql+asyncpg")
+            return url.render_as_string(hide_password=False)
+        return self.database_dsn(AUTH_DATABASE)
 
     @property
     def bootstrap_servers(self) -> str:

@@ -12,6 +12,7 @@ from waybill.common.contracts.orders import Address, Customer, LineItem
 from waybill.common.eventstore import Caller
 from waybill.common.http.caller import require_caller
 from waybill.common.http.errors import ErrorStatus
+from waybill.common.http.openapi import problem_responses
 from waybill.common.http.pagination import (
     Page,
     PageParams,
@@ -31,7 +32,15 @@ router = APIRouter()
 Sku = Annotated[str, Path(pattern=SKU_PATTERN)]
 OrderId = Annotated[str, Path(pattern=r"^ord_[0-9a-f]{32}$")]
 IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Makes retries safe: the same key and body answer the first order again "
+        "for WAYBILL_ORDERS_IDEMPOTENCY_TTL_S (default 86400 s, 24 h); after that the key is "
+        "forgotten and a request with it is a new order.",
+    ),
 ]
 
 service_or_admin = require_role("service", "admin")
@@ -72,7 +81,15 @@ async def get_stock(
     return await svc.get_stock(principal.tenant_id, sku)
 
 
-@router.post("/orders", status_code=201, response_model=OrderView, tags=["orders"])
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderView,
+    tags=["orders"],
+    responses=problem_responses(
+        {404: ["SKU_NOT_FOUND"], 409: ["INSUFFICIENT_STOCK"], 422: ["IDEMPOTENCY_KEY_REUSED"]}
+    ),
+)
 async def place_order(
     body: PlaceOrderIn,
     response: Response,
@@ -80,7 +97,13 @@ async def place_order(
     caller: ServiceCaller,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderView:
-    """Place an order and reserve its stock. Same ``Idempotency-Key`` + body -> same order."""
+    """Place an order and reserve its stock.
+
+    With an ``Idempotency-Key``: the same key and body answer the same order again (with
+    ``Idempotent-Replayed: true``); the same key with another body is 422
+    ``IDEMPOTENCY_KEY_REUSED``. Keys are kept ``WAYBILL_ORDERS_IDEMPOTENCY_TTL_S`` (default
+    86400 s = 24 h); after that the same key is a new request.
+    """
     command = o.PlaceOrder(
         order_id=f"ord_{uuid.uuid4().hex}",
         customer=Customer.model_validate(body.customer.model_dump()),
@@ -116,14 +139,24 @@ async def list_orders(
     return Page[OrderView](items=items, next_cursor=next_cursor)
 
 
-@router.get("/orders/{order_id}", response_model=OrderView, tags=["orders"])
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderView,
+    tags=["orders"],
+    responses=problem_responses({404: ["ORDER_NOT_FOUND"]}),
+)
 async def get_order(
     order_id: OrderId, svc: Handlers, principal: Annotated[Principal, Depends(service_or_admin)]
 ) -> OrderView:
     return await svc.get_order(principal.tenant_id, order_id)
 
 
-@router.get("/orders/{order_id}/events", response_model=Page[EventView], tags=["orders"])
+@router.get(
+    "/orders/{order_id}/events",
+    response_model=Page[EventView],
+    tags=["orders"],
+    responses=problem_responses({404: ["ORDER_NOT_FOUND"]}),
+)
 async def order_events(
     order_id: OrderId,
     svc: Handlers,
@@ -153,7 +186,17 @@ async def order_events(
     return Page[EventView](items=items, next_cursor=next_cursor)
 
 
-@router.post("/orders/{order_id}/cancel", response_model=OrderView, tags=["orders"])
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=OrderView,
+    tags=["orders"],
+    responses=problem_responses(
+        {
+            404: ["ORDER_NOT_FOUND"],
+            409: ["INVALID_TRANSITION", "ORDER_CANNOT_CANCEL_AFTER_SHIPPING"],
+        }
+    ),
+)
 async def cancel_order(order_id: OrderId, svc: Handlers, caller: ServiceOrAdminCaller) -> OrderView:
     """Cancel an order and release its stock; 409 once it has shipped."""
     return await svc.cancel_order(caller, order_id)

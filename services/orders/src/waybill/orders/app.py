@@ -51,6 +51,7 @@ def build_app(settings: OrdersSettings | None = None) -> FastAPI:
         engine=engine,
         store=store,
         reservation_ttl=timedelta(seconds=settings.orders_reservation_ttl_s),
+        idempotency_ttl=timedelta(seconds=settings.orders_idempotency_ttl_s),
     )
     key_store = KeyStore(settings)
     relay = OutboxRelay(settings.asyncpg_dsn(database), settings.bootstrap_servers, service=SERVICE)

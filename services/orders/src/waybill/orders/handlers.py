@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -54,6 +55,10 @@ _LOCK_ORDER = """
 SELECT status, version, items, total_cents, expires_at FROM orders
 WHERE order_id = $1 AND tenant_id = $2 FOR UPDATE
 """
+_PURGE_IDEMPOTENCY_KEYS = text(
+    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM idempotency_keys WHERE created_at < :cutoff LIMIT 1000))"
+)
 _UPDATE_ORDER = "UPDATE orders SET status = $2, version = $3, updated_at = $4 WHERE order_id = $1"
 
 
@@ -69,6 +74,9 @@ class OrderHandlers:
     store: EventStore
     reservation_ttl: timedelta = timedelta(minutes=15)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # An Idempotency-Key is remembered this long; after it the same key is a new request.
+    idempotency_ttl: timedelta = timedelta(days=1)
+    _next_idempotency_purge: float = field(default=0.0, init=False, repr=False)
 
     @property
     def stock(self) -> StockKeeping:
@@ -239,17 +247,28 @@ class OrderHandlers:
         self, conn: AsyncConnection, caller: Caller, command: o.PlaceOrder, key: str, body_hash: str
     ) -> OrderView | None:
         # A concurrent request with the same key blocks on this insert until the first one
-        # commits (then we return its order) or rolls back (then we go ahead ourselves).
+        # commits (then we return its order) or rolls back (then we go ahead ourselves). A key
+        # older than the TTL is taken over: the same key is then a new request.
+        now = self.clock()
+        cutoff = now - self.idempotency_ttl
+        await self._purge_expired_idempotency_keys(conn, cutoff)
+        claim = pg_insert(t.idempotency_keys).values(
+            tenant_id=caller.tenant_id,
+            key=key,
+            request_hash=body_hash,
+            order_id=command.order_id,
+            created_at=now,
+        )
         claimed = await conn.execute(
-            pg_insert(t.idempotency_keys)
-            .values(
-                tenant_id=caller.tenant_id,
-                key=key,
-                request_hash=body_hash,
-                order_id=command.order_id,
-            )
-            .on_conflict_do_nothing()
-            .returning(t.idempotency_keys.c.key)
+            claim.on_conflict_do_update(
+                constraint="pk_idempotency_keys",
+                set_={
+                    "request_hash": claim.excluded.request_hash,
+                    "order_id": claim.excluded.order_id,
+                    "created_at": claim.excluded.created_at,
+                },
+                where=t.idempotency_keys.c.created_at < cutoff,
+            ).returning(t.idempotency_keys.c.key)
         )
         if claimed.first() is not None:
             return None
@@ -266,6 +285,20 @@ class OrderHandlers:
                 "this Idempotency-Key was already used with a different request body"
             )
         return await self._order_view(conn, caller.tenant_id, earlier.order_id)
+
+    async def _purge_expired_idempotency_keys(
+        self, conn: AsyncConnection, cutoff: datetime
+    ) -> None:
+        """Delete a bounded batch of expired keys, at most once a minute (or once a TTL, if
+        shorter) per process: on the claim path, because a key nobody reuses is otherwise
+        never overwritten (ix_idempotency_keys_created_at finds them)."""
+        now = time.monotonic()
+        if now < self._next_idempotency_purge:
+            return
+        self._next_idempotency_purge = now + min(60.0, self.idempotency_ttl.total_seconds())
+        purged = await conn.execute(_PURGE_IDEMPOTENCY_KEYS, {"cutoff": cutoff})
+        if purged.rowcount:
+            log.info("orders_idempotency_keys_purged", count=purged.rowcount)
 
     async def _stock_view(self, conn: AsyncConnection, tenant_id: str, sku: str) -> StockView:
         row = (

@@ -73,6 +73,8 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("tenant_id", "key", name="pk_idempotency_keys"),
 )
+# The purge of keys past WAYBILL_ORDERS_IDEMPOTENCY_TTL_S finds them without a full scan.
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
 
 reservations = Table(
     "reservations",

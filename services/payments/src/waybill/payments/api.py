@@ -13,6 +13,7 @@ from waybill.common.auth import Principal, require_role
 from waybill.common.eventstore import Caller
 from waybill.common.http.caller import require_caller
 from waybill.common.http.errors import ErrorStatus
+from waybill.common.http.openapi import problem_responses
 from waybill.common.http.pagination import (
     Page,
     PageParams,
@@ -70,7 +71,12 @@ async def services(request: Request) -> Services:
 Svc = Annotated[Services, Depends(services)]
 
 
-@router.get("/payments/{payment_id}", response_model=PaymentView, tags=["payments"])
+@router.get(
+    "/payments/{payment_id}",
+    response_model=PaymentView,
+    tags=["payments"],
+    responses=problem_responses({404: ["PAYMENT_NOT_FOUND"]}),
+)
 async def get_payment(
     payment_id: PaymentId, svc: Svc, principal: Annotated[Principal, Depends(service_or_admin)]
 ) -> PaymentView:
@@ -95,7 +101,19 @@ async def list_payments(
     return Page[PaymentView](items=items, next_cursor=next_cursor)
 
 
-@router.post("/payments/{payment_id}/refund", response_model=PaymentView, tags=["payments"])
+@router.post(
+    "/payments/{payment_id}/refund",
+    response_model=PaymentView,
+    tags=["payments"],
+    responses=problem_responses(
+        {
+            404: ["PAYMENT_NOT_FOUND"],
+            409: ["INVALID_TRANSITION", "PROVIDER_REJECTED"],
+            422: ["REFUND_EXCEEDS_CAPTURED"],
+            503: ["PROVIDER_UNAVAILABLE"],
+        }
+    ),
+)
 async def refund(
     payment_id: PaymentId,
     svc: Svc,
@@ -133,7 +151,13 @@ async def sync_now(
     return await svc.sync.run_now(tenant_id=principal.tenant_id, older_than_s=older_than_s or 0.0)
 
 
-@router.post("/webhooks/provider", tags=["webhooks"])
+@router.post(
+    "/webhooks/provider",
+    tags=["webhooks"],
+    responses=problem_responses(
+        {400: ["INVALID_SIGNATURE", "TIMESTAMP_OUT_OF_TOLERANCE", "INVALID_PAYLOAD"]}
+    ),
+)
 async def provider_webhook(request: Request, svc: Svc) -> dict[str, str]:
     """The provider's signed callbacks (no API key: the signature authenticates them)."""
     body = await request.body()

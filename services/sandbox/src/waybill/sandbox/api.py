@@ -36,7 +36,21 @@ async def require_api_key(
 Provider = Annotated[PaymentProvider, Depends(provider)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
-router = APIRouter(prefix="/v1", tags=["provider"], dependencies=[Depends(require_api_key)])
+# The provider API answers errors the way Stripe does (``{"error": {...}}`` as
+# application/json), not as problem+json: declared so, for every status it can answer.
+_PROVIDER_ERROR: dict[str, Any] = {"content": {"application/json": {}}}
+PROVIDER_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": 'Stripe-style error: `{"error": {type, code, message}}`'}
+    | _PROVIDER_ERROR,
+    "5XX": {"description": "Stripe-style error (or an injected fault)"} | _PROVIDER_ERROR,
+}
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["provider"],
+    dependencies=[Depends(require_api_key)],
+    responses=PROVIDER_ERRORS,
+)
 
 
 async def _json_body(request: Request) -> Any:

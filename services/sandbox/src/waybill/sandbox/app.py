@@ -98,6 +98,7 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
         routers=[api.router, admin.router, queues_router(engine, [queue], no_tenant)],
         health_checks={"database": database_check(engine)},
         lifespan=life.lifespan,
+        key_routes=False,  # the outside world: no Waybill API keys
     )
     app.add_exception_handler(ProviderError, api.provider_error_handler)
     app.state.engine = engine

@@ -54,17 +54,20 @@ class Faults(BaseModel):
 
 
 class FaultsUpdate(BaseModel):
-    """``PUT /admin/faults``: any subset of the knobs; out-of-range values are a 422."""
+    """``PUT /admin/faults``: any subset of the knobs; out-of-range values are a 422.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict (no ``"0"`` or ``false`` for a number) and bounded, so the schema says exactly what
+    is accepted (the fuzzer in .ci/fuzz checks it)."""
 
-    latency_ms: float | None = Field(default=None, ge=0.0)
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    latency_ms: float | None = Field(default=None, ge=0.0, le=600_000.0)
     error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     reset_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     timeout_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     rate_limit_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    retry_after_s: int | None = Field(default=None, ge=0)
-    webhook_delay_s: float | None = Field(default=None, ge=0.0)
+    retry_after_s: int | None = Field(default=None, ge=0, le=86_400)
+    webhook_delay_s: float | None = Field(default=None, ge=0.0, le=86_400.0)
     webhook_drop_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     webhook_duplicate_rate: float | None = Field(default=None, ge=0.0, le=1.0)
 

@@ -14,11 +14,11 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import DBAPIError
 
 from waybill.common.auth.keys import ROLES
 from waybill.common.auth.store import KeyStore, Principal
 from waybill.common.http.problems import ProblemError
+from waybill.common.http.unavailable import database_unavailable
 
 _bearer = HTTPBearer(
     auto_error=False, description="An API key: `Authorization: Bearer wb_live_...`"
@@ -57,7 +57,9 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
             raise _unauthenticated("An API key is required: Authorization: Bearer <key>.")
         try:
             principal = await key_store_of(request).authenticate(credentials.credentials)
-        except (DBAPIError, OSError) as exc:
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
             raise ProblemError(
                 503,
                 "AUTH_UNAVAILABLE",

@@ -21,11 +21,13 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
+from waybill.common.auth.api import keys_router
 from waybill.common.auth.store import KeyStore
 from waybill.common.http.correlation import CorrelationIdMiddleware
 from waybill.common.http.errors import ErrorStatus, ProblemMiddleware, install_problem_handlers
 from waybill.common.http.health import health_router
 from waybill.common.http.limits import MAX_BODY_BYTES, BodyLimitMiddleware
+from waybill.common.http.openapi import declare_kit_responses
 from waybill.common.http.problems import PROBLEM_CONTENT_TYPE
 from waybill.common.http.request_metrics import RequestMetricsMiddleware
 from waybill.common.lifecycle import Role
@@ -91,6 +93,7 @@ def create_app(
     key_store: KeyStore | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     error_status: ErrorStatus | None = None,
+    key_routes: bool = True,
 ) -> FastAPI:
     """Build a service's FastAPI app.
 
@@ -98,6 +101,9 @@ def create_app(
     ``app.state.key_store`` and started/closed with the app (around ``lifespan``). A service
     that builds its store inside its own lifespan may instead set ``app.state.key_store``
     there and pass nothing here.
+
+    ``key_routes``: mount ``GET /auth/keys`` and ``POST /auth/keys/{id}/revoke`` (every
+    Waybill service has them; the sandbox, which has no API keys, turns them off).
 
     ``health_checks`` that have an async ``close()`` (like ``broker_check``) are closed when
     the app shuts down.
@@ -126,12 +132,15 @@ def create_app(
 
     app.include_router(health_router(health_checks))
     app.include_router(_operations_router(service, version, asyncapi))
+    if key_routes:
+        app.include_router(keys_router())
     # A process without the api role (WAYBILL_ROLES) serves only health, metrics and the
     # documents: its probes and scrapes still work, its business routes are elsewhere.
     if Role.API in settings.run_roles:
         for router in routers:
             app.include_router(router)
     configure_tracing(app, service, settings)
+    declare_kit_responses(app)
     return app
 
 

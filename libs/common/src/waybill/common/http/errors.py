@@ -10,6 +10,8 @@
   status that follows its failure class (``FALLBACK_STATUS``: not found -> 404, ...;
   configuration and unknown -> 500), so a forgotten entry shows in the logs and the client
   still gets the code;
+* an unreachable database (``http.unavailable``) -> 503 ``DATABASE_UNAVAILABLE`` with
+  ``Retry-After``;
 * anything else -> 500 ``INTERNAL_ERROR``, logged with its stack.
 
 The last one is handled by :class:`ProblemMiddleware` rather than a Starlette handler
@@ -31,12 +33,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from waybill.common.failures import DomainError, FailureClass
+from waybill.common.http.methods import with_full_allow
 from waybill.common.http.problems import (
     STATUS_CODES,
     Problem,
     ProblemError,
     problem_from_exception,
 )
+from waybill.common.http.unavailable import unavailable_problem_for
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +111,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
     detail = exc.detail if isinstance(exc.detail, str) else None
-    problem = Problem(exc.status_code, code, None, detail, headers=exc.headers)
+    headers = with_full_allow(request, exc.headers) if exc.status_code == 405 else exc.headers
+    problem = Problem(exc.status_code, code, None, detail, headers=headers)
     return problem.with_instance(request.url.path).to_response()
 
 
@@ -149,7 +154,7 @@ class ProblemMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            problem = _problem_of(exc, self.error_status)
+            problem = _problem_of(exc, self.error_status) or unavailable_problem_for(exc)
             if problem is None:
                 log.exception("http_request_failed", path=scope.get("path"))
                 problem = Problem(500, "INTERNAL_ERROR", "Internal error", None)

@@ -1,4 +1,5 @@
-"""Liveness and readiness: ``/health/live`` and ``/health/ready``.
+"""Liveness and readiness: ``/health/live`` and ``/health/ready`` (plus ``/health/db`` and
+``/health/pool`` when a :class:`DatabaseCheck` is among the checks, see ``db_health``).
 
 Readiness runs every check concurrently, each under :data:`CHECK_TIMEOUT_S`, so one hung
 dependency makes the probe answer 503 in about two seconds instead of hanging the probe.
@@ -15,8 +16,9 @@ from typing import Any
 import structlog
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from waybill.common.http.db_health import DatabaseCheck, database_health_router
 
 HealthCheck = Callable[[], Awaitable[None]]
 
@@ -65,17 +67,16 @@ def health_router(checks: Mapping[str, HealthCheck]) -> APIRouter:
         healthy, body = await readiness(checks)
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    database = next((c for c in checks.values() if isinstance(c, DatabaseCheck)), None)
+    if database is not None:
+        router.include_router(database_health_router(database))
     return router
 
 
-def database_check(engine: AsyncEngine) -> HealthCheck:
-    """``SELECT 1`` on ``engine`` (a fresh pooled connection each time)."""
-
-    async def check() -> None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    return check
+def database_check(engine: AsyncEngine) -> DatabaseCheck:
+    """``SELECT 1`` on ``engine`` (a pooled connection each time); also serves /health/db and
+    /health/pool for that engine."""
+    return DatabaseCheck(engine)
 
 
 class BrokerCheck:

@@ -7,7 +7,8 @@ A pure-ASGI middleware (not ``BaseHTTPMiddleware``, which buffers whole bodies f
   passes the limit, so a chunked 2 GiB upload costs us at most ~1 MiB of memory;
 * a JSON body that is not UTF-8, not JSON, or nested deeper than :data:`MAX_JSON_DEPTH`
   -> 422. FastAPI would otherwise answer 400 for bad UTF-8, and a deeply nested document can
-  exhaust the recursion limit in validation or error rendering (a 500). Checking here keeps
+  exhaust the recursion limit in validation or error rendering (a 500); a U+0000 in the URL
+  or a JSON string -> 422 ``INVALID_CHARACTER`` (``http.characters``). Checking here keeps
   every bad body a stable 4xx and guarantees the endpoint never ran.
 
 The accepted body (at most the limit) is replayed to the application unchanged.
@@ -21,6 +22,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waybill.common.http.characters import json_has_nul, nul_problem, url_has_nul
 from waybill.common.http.problems import Problem
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -91,6 +93,8 @@ def json_body_problem(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Proble
     # Cheap pre-check: a body with fewer brackets than the limit cannot nest too deep.
     if body.count(b"[") + body.count(b"{") > max_depth and json_depth_exceeds(value, max_depth):
         return _too_deep(max_depth)
+    if json_has_nul(body, value):
+        return nul_problem("JSON body")
     return None
 
 
@@ -117,6 +121,9 @@ class BodyLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if url_has_nul(scope.get("path", ""), scope.get("query_string", b"")):
+            await nul_problem("URL").send(send)
             return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")

@@ -55,6 +55,11 @@ BREAKER_STATE = Gauge(
     "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.",
     ["service", "dependency"],
 )
+DB_SLOW_QUERIES = Counter(
+    "waybill_db_slow_queries_total",
+    "Database statements slower than WAYBILL_SLOW_QUERY_MS (each also logged as db_query_slow).",
+    ["service"],
+)
 
 
 def render_latest() -> tuple[bytes, str]:
