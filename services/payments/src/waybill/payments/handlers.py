@@ -7,9 +7,8 @@ No provider call ever happens inside these transactions (see ``charger``): the p
 a payment needs is a ``charges`` job (waybill.common.queue), enqueued in the transaction that
 made it necessary and completed in the one that records its outcome.
 
-The per-order path (opening a payment, recording an outcome) runs plain driver statements (the
-SQL constants below, see ``waybill.common.db.driver``): SQLAlchemy's per-statement CPU is about
-as large as the driver's. Reads for the API and other cold paths stay SQLAlchemy.
+Every statement lives in ``repository`` (the per-order path's as plain driver statements,
+ADR 0007); this module decides which to run, in which transaction.
 """
 
 from __future__ import annotations
@@ -17,15 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import OrderPlaced
 from waybill.common.contracts.payments import PaymentEvent
-from waybill.common.db import driver
 from waybill.common.eventstore import (
     Caller,
     EventStore,
@@ -33,39 +29,15 @@ from waybill.common.eventstore import (
     append_decided,
     retry_on_conflict,
 )
-from waybill.common.keyset import Position, newest_first_page
+from waybill.common.keyset import Position
 from waybill.common.queue import Job, JobQueue
-from waybill.payments import tables as t
+from waybill.payments import repository
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import PaymentNotFound
 from waybill.payments.views import PaymentView
 
 log = structlog.get_logger(__name__)
 STREAM_TYPE = "payment"
-
-# Opens the order's payment row. It is also the existence check: no row back means the
-# payment exists (order.placed redelivered or replayed); a concurrent copy waits for the first
-# transaction and then gets no row.
-INSERT_PAYMENT = """
-INSERT INTO payments (id, tenant_id, order_id, status, amount_cents, currency, payment_method,
-                      provider, refunded_cents, order_closed, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, false, $9, $10, $10)
-ON CONFLICT (id) DO NOTHING
-RETURNING id
-"""
-
-# Serialises the writers of one payment (held until commit); no row: not this tenant's payment.
-# Not folded into the stream read: only a statement started after the lock was granted sees the
-# events the writer we waited for appended (one statement reads one snapshot).
-LOCK_PAYMENT = "SELECT id FROM payments WHERE id = $1 AND tenant_id = $2 FOR UPDATE"
-
-# The projection after new events.
-UPDATE_PAYMENT = """
-UPDATE payments
-SET status = $2, provider_payment_id = $3, failure_code = $4, failure_reason = $5,
-    refunded_cents = $6, order_closed = $7, version = $8, updated_at = $9
-WHERE id = $1
-"""
 
 
 @dataclass(frozen=True)
@@ -134,21 +106,7 @@ class PaymentHandlers:
             ),
         )
         after = _fold(state, events)
-        now = self.clock()
-        opened = await (await driver(conn)).fetchval(
-            INSERT_PAYMENT,
-            payment_id,
-            caller.tenant_id,
-            order.order_id,
-            after.status.value,
-            after.amount_cents,
-            after.currency,
-            after.payment_method,
-            after.provider,
-            after.version,
-            now,
-        )
-        if opened is None:
+        if not await repository.insert_payment(conn, caller.tenant_id, after, self.clock()):
             return None  # order.placed again (redelivery, replay): the payment exists
         recorded = await self._append(conn, caller, payment_id, 0, events)
         job = await self.charges.enqueue(
@@ -174,7 +132,7 @@ class PaymentHandlers:
     ) -> Recorded | None:
         """Mark the order closed (cancelled/expired); None if it never had a payment."""
         payment_id = p.payment_id_for(caller.tenant_id, order_id)
-        if await self._lock_row(conn, caller.tenant_id, payment_id) is None:
+        if not await repository.lock_payment(conn, caller.tenant_id, payment_id):
             return None
         return await self._decide_and_append(conn, caller, payment_id, p.CloseOrder(reason))
 
@@ -200,7 +158,7 @@ class PaymentHandlers:
         command: p.Command,
         job: Job | None = None,
     ) -> Recorded:
-        if await self._lock_row(conn, caller.tenant_id, payment_id) is None:
+        if not await repository.lock_payment(conn, caller.tenant_id, payment_id):
             raise PaymentNotFound(f"payment {payment_id} not found")
         return await self._decide_and_append(conn, caller, payment_id, command, job)
 
@@ -226,19 +184,7 @@ class PaymentHandlers:
             return Recorded(caller.tenant_id, before, after, [])
         await self._append(conn, caller, payment_id, before.version, events)
         recorded = Recorded(caller.tenant_id, before, after, events)
-        now = self.clock()
-        await (await driver(conn)).execute(
-            UPDATE_PAYMENT,
-            payment_id,
-            after.status.value,
-            after.provider_payment_id,
-            after.failure_code,
-            after.failure_reason,
-            after.refunded_cents,
-            after.order_closed,
-            after.version,
-            now,
-        )
+        await repository.update_payment(conn, after, self.clock())
         # The charges job: done with this outcome when no provider work is left (the charger
         # relies on it: it writes nothing more for a payment this transaction settled); a new
         # one when work just appeared (its NOTIFY wakes a worker at commit); else whoever runs
@@ -262,18 +208,14 @@ class PaymentHandlers:
 
     async def load_claimed(self, payment_id: str) -> Claimed | None:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(t.payments.c.tenant_id).where(t.payments.c.id == payment_id)
-                )
-            ).one_or_none()
-            if row is None:
+            tenant_id = await repository.tenant_of(conn, payment_id)
+            if tenant_id is None:
                 return None
             recorded = await self.store.load(conn, payment_id)
         events = [r.typed() for r in recorded]
         origin = recorded[0].metadata if recorded else {}
         return Claimed(
-            tenant_id=row.tenant_id,
+            tenant_id=tenant_id,
             state=p.fold(payment_id, events),  # type: ignore[arg-type]
             attempts=0,
             correlation_id=origin.get("correlation_id"),
@@ -288,39 +230,16 @@ class PaymentHandlers:
         events = [r.typed() for r in recorded]
         return p.fold(payment_id, events)  # type: ignore[arg-type]
 
-    async def tenant_of(self, conn: AsyncConnection, payment_id: str) -> str | None:
-        row = await conn.execute(
-            select(t.payments.c.tenant_id).where(t.payments.c.id == payment_id)
-        )
-        return row.scalar_one_or_none()
-
-    async def find_by_provider_id(self, conn: AsyncConnection, provider_id: str) -> str | None:
-        row = await conn.execute(
-            select(t.payments.c.id).where(t.payments.c.provider_payment_id == provider_id)
-        )
-        return row.scalars().first()
-
     async def processing_since(
         self, before: datetime, *, tenant_id: str | None, limit: int
     ) -> list[tuple[str, str, str | None]]:
         """(payment id, tenant, provider payment id) of payments processing since ``before``."""
-        query = select(t.payments.c.id, t.payments.c.tenant_id, t.payments.c.provider_payment_id)
-        query = query.where(t.payments.c.status == "processing", t.payments.c.updated_at <= before)
-        if tenant_id is not None:
-            query = query.where(t.payments.c.tenant_id == tenant_id)
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query.order_by(t.payments.c.updated_at).limit(limit))).all()
-        return [(r.id, r.tenant_id, r.provider_payment_id) for r in rows]
+            return await repository.processing_since(conn, before, tenant_id=tenant_id, limit=limit)
 
     async def get_payment(self, tenant_id: str, payment_id: str) -> PaymentView:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(t.payments).where(
-                        t.payments.c.id == payment_id, t.payments.c.tenant_id == tenant_id
-                    )
-                )
-            ).one_or_none()
+            row = await repository.payment_row(conn, tenant_id, payment_id)
         if row is None:
             raise PaymentNotFound(f"payment {payment_id} not found")
         return PaymentView.from_row(row)
@@ -329,23 +248,12 @@ class PaymentHandlers:
         self, tenant_id: str, *, order_id: str | None, limit: int, after: Position | None
     ) -> tuple[list[PaymentView], Position | None]:
         """Newest first, one keyset page at a time."""
-        query = select(t.payments).where(t.payments.c.tenant_id == tenant_id)
-        if order_id is not None:
-            query = query.where(t.payments.c.order_id == order_id)
-        rows, last = await newest_first_page(
-            self.engine,
-            query,
-            created=t.payments.c.created_at,
-            key=t.payments.c.id,
-            limit=limit,
-            after=after,
+        rows, last = await repository.payments_page(
+            self.engine, tenant_id, order_id=order_id, limit=limit, after=after
         )
         return [PaymentView.from_row(r) for r in rows], last
 
     # --- internals ------------------------------------------------------------------------
-
-    async def _lock_row(self, conn: AsyncConnection, tenant_id: str, payment_id: str) -> Any:
-        return await (await driver(conn)).fetchval(LOCK_PAYMENT, payment_id, tenant_id)
 
     async def _append(
         self,

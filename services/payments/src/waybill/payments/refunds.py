@@ -13,6 +13,7 @@ from collections.abc import Callable
 import structlog
 
 from waybill.common.eventstore import Caller
+from waybill.payments import repository
 from waybill.payments.domain import payment as p
 from waybill.payments.domain.errors import (
     PaymentNotFound,
@@ -37,7 +38,7 @@ async def refund_payment(
     on_provider_work: Callable[[str], None],
 ) -> PaymentView:
     async with handlers.engine.connect() as conn:
-        if await handlers.tenant_of(conn, payment_id) != caller.tenant_id:
+        if await repository.tenant_of(conn, payment_id) != caller.tenant_id:
             raise PaymentNotFound(f"payment {payment_id} not found")
         state = await handlers.load_in(conn, payment_id)
     amount = amount_cents if amount_cents is not None else state.refundable_cents

@@ -17,10 +17,9 @@ from enum import StrEnum
 
 import structlog
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from waybill.common.eventstore import Caller, retry_on_conflict
-from waybill.payments import tables as t
+from waybill.payments import repository
 from waybill.payments.gateway import Intent
 from waybill.payments.handlers import PaymentHandlers, Recorded
 from waybill.payments.intents import command_for
@@ -61,29 +60,19 @@ async def apply_webhook(
 
     async def attempt() -> tuple[WebhookOutcome, Recorded | None]:
         async with handlers.engine.begin() as conn:
-            fresh = await conn.execute(
-                pg_insert(t.provider_events)
-                .values(id=event.id, type=event.type)
-                .on_conflict_do_nothing()
-                .returning(t.provider_events.c.id)
-            )
-            if fresh.first() is None:
+            if not await repository.record_provider_event(conn, event.id, event.type):
                 return WebhookOutcome.duplicate, None
             intent = event.data.object
-            payment_id = intent.metadata.get("payment_id") or await handlers.find_by_provider_id(
+            payment_id = intent.metadata.get("payment_id") or await repository.find_by_provider_id(
                 conn, intent.id
             )
-            tenant_id = await handlers.tenant_of(conn, payment_id) if payment_id else None
+            tenant_id = await repository.tenant_of(conn, payment_id) if payment_id else None
             if payment_id is None or tenant_id is None:
                 log.warning(
                     "payment_webhook_unmatched", provider_event_id=event.id, intent=intent.id
                 )
                 return WebhookOutcome.ignored, None
-            await conn.execute(
-                t.provider_events.update()
-                .where(t.provider_events.c.id == event.id)
-                .values(payment_id=payment_id)
-            )
+            await repository.link_provider_event(conn, event.id, payment_id)
             command = command_for(intent) if event.type in SETTLING_TYPES else None
             if command is None:
                 return WebhookOutcome.ignored, None
