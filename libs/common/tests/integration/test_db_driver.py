@@ -6,11 +6,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from waybill.common.db import create_engine, driver
+from waybill.common.db import create_engine, driver, plain_dsn
 
 
 @pytest.fixture
@@ -56,3 +57,21 @@ async def test_reads_outside_a_transaction_leave_the_pooled_connection_clean(
     async with engine.begin() as conn:
         await (await driver(conn)).execute("INSERT INTO notes VALUES (4, NULL)")
     assert await notes(engine) == [4]
+
+
+async def test_a_connection_that_died_under_the_driver_is_not_handed_out_again(
+    engine: AsyncEngine,
+) -> None:
+    # As after a database restart: the server ends the pooled connection's session.
+    async with engine.connect() as conn:
+        pid = await (await driver(conn)).fetchval("SELECT pg_backend_pid()")
+    killer = await asyncpg.connect(plain_dsn(engine.url.render_as_string(hide_password=False)))
+    try:
+        assert await killer.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await killer.close()
+    with pytest.raises(Exception):  # noqa: B017 - whatever the driver raises for a dead session
+        async with engine.begin() as conn:
+            await (await driver(conn)).fetchval("SELECT 1")
+    async with engine.begin() as conn:  # the dead one was discarded, not pooled again
+        assert await (await driver(conn)).fetchval("SELECT pg_backend_pid()") != pid

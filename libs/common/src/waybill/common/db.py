@@ -12,6 +12,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from waybill.common.failures.classify import lost_connection
 from waybill.common.observability.slow_queries import TIMED_CONNECTION, SlowQueryWatch
 from waybill.common.settings import WaybillSettings
 
@@ -78,7 +79,12 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
         # transaction (tests/integration would catch it on upgrade).
         raise RuntimeError("SQLAlchemy's asyncpg adapter no longer exposes _start_transaction")
     if conn.in_transaction() and getattr(adapter, "_transaction", None) is None:
-        await start()
+        try:
+            await start()
+        except BaseException as exc:
+            if lost_connection(exc):  # outside SQLAlchemy's own disconnect handling: tell it
+                raw.invalidate(exc)
+            raise
     # The pooled connection's TimedConnection (slow-query reports), if the engine has a watch.
     connection: asyncpg.Connection = raw.info.get(TIMED_CONNECTION) or raw.driver_connection
     return connection

@@ -24,47 +24,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-import asyncpg
 import structlog
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common.backoff import Backoff
+from waybill.common.failures.classify import lost_connection
 
 log = structlog.get_logger(__name__)
 
 # Capped so a consumer resumes within seconds of its database answering again.
 PROBE_BACKOFF = Backoff(base_s=0.2, factor=2, max_s=5)
 PROBE_TIMEOUT_S = 5.0
-# SQLSTATEs of a server going away or not there yet: connection exceptions (08xxx),
-# admin / crash shutdown and "cannot connect now" (57P01-57P03).
-_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
-
-
-def lost_connection(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the database connection went away."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(
-            current,
-            sa_exc.DisconnectionError
-            | asyncpg.PostgresConnectionError
-            | asyncpg.InterfaceError
-            | ConnectionError,
-        ):
-            return True
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
-            return True
-        pending += [current.__cause__, current.__context__, getattr(current, "orig", None)]
-    return False
 
 
 class DependencyPause:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import socket
 
+import asyncpg
 import httpx
 import pydantic
 from aiokafka import errors as kafka_errors
@@ -163,3 +164,67 @@ def worth_retrying(exc: BaseException) -> bool:
     ``Exception``, not ``BaseException``: a cancelled task must stop, never be retried.
     """
     return isinstance(exc, Exception) and is_retryable(classify(exc))
+
+
+# SQLSTATEs of a server going away or not there yet: connection exceptions (08xxx),
+# admin / crash shutdown and "cannot connect now" (57P01-57P03).
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+_MAX_CHAIN = 16
+
+
+def _links(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it: ``__cause__``/``__context__`` and SQLAlchemy's ``orig``."""
+    chain: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(chain) < _MAX_CHAIN:
+        current = todo.pop()
+        if any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):
+            if isinstance(linked, BaseException):
+                todo.append(linked)
+    return chain
+
+
+def _is_lost(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(
+        exc,
+        sa_exc.DisconnectionError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.ConnectionDoesNotExistError
+        | ConnectionError,
+    ):
+        return True
+    # Not every InterfaceError: "another operation is in progress" on a healthy connection is
+    # our own misuse of it, not an outage.
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True
+    # What the next use of a connection broken by a lost server raises ("cannot switch to
+    # state 15; another operation (2) is in progress"), seen after a real restart.
+    if isinstance(exc, asyncpg.InternalClientError) and "another operation" in str(exc):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES)
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database connection went away: that
+    connection must be discarded, never pooled again."""
+    return any(_is_lost(link) for link in _links(exc))
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database cannot be reached right now: a
+    lost connection, a refused or timed-out connect, a pool waiting for connections being
+    re-established, or the server refusing more connections (53300). Try again shortly."""
+    for link in _links(exc):
+        if _is_lost(link) or isinstance(link, TimeoutError | sa_exc.TimeoutError):
+            return True
+        if type(link) is OSError:  # asyncio's "Multiple exceptions: [Errno 111] ..." on connect
+            return True
+        if getattr(link, "sqlstate", None) == "53300":
+            return True
+    return False

@@ -12,7 +12,8 @@ a connection that broke that way), and the server's own answers while it shuts d
 starts (SQLSTATE class 08 connection exceptions, 57P01-57P03 admin/crash shutdown and
 "cannot connect now", 53300 too many connections). All of them mean "try again shortly";
 none is a bug in the request. :func:`database_unavailable` recognises them anywhere in an
-exception's cause chain, and :func:`unavailable_problem` renders the answer.
+exception's cause chain (``failures.classify.database_unreachable``), and
+:func:`unavailable_problem` renders the answer.
 """
 
 from __future__ import annotations
@@ -20,55 +21,17 @@ from __future__ import annotations
 from typing import Final
 
 import structlog
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from waybill.common.failures.classify import database_unreachable
 from waybill.common.http.problems import Problem
 
 log = structlog.get_logger(__name__)
 
 RETRY_AFTER_S: Final = 2
-_UNAVAILABLE_SQLSTATES: Final = ("08", "57P01", "57P02", "57P03", "53300")
-_MAX_CHAIN: Final = 16
 
-
-def _links(exc: BaseException) -> list[BaseException]:
-    """``exc`` and what caused it: ``__cause__``/``__context__`` and SQLAlchemy's ``orig``."""
-    chain: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(chain) < _MAX_CHAIN:
-        current = todo.pop()
-        if any(current is seen for seen in chain):
-            continue
-        chain.append(current)
-        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):
-            if isinstance(linked, BaseException):
-                todo.append(linked)
-    return chain
-
-
-def _means_unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, ConnectionError | TimeoutError | PoolTimeoutError):
-        return True
-    if type(exc) is OSError:  # asyncio's "Multiple exceptions: [Errno 111] ..." on connect
-        return True
-    name = type(exc).__name__
-    if name == "ConnectionDoesNotExistError":
-        return True
-    if name == "InterfaceError" and "connection is closed" in str(exc):
-        return True
-    # What the next use of a connection broken by the lost server raises ("cannot switch to
-    # state 15; another operation (2) is in progress"): statements on the raw driver path
-    # (db.driver) fail outside SQLAlchemy's error handling, so the pool is not told that the
-    # connection died and hands it out once more (seen with a real stop under load).
-    if name == "InternalClientError" and "another operation" in str(exc):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` (or anything that caused it) says the database cannot be reached."""
-    return any(_means_unreachable(link) for link in _links(exc))
+# One definition of "the database is unreachable", shared with the consumers' pause and the
+# pool's discarding of dead connections (waybill.common.failures.classify).
+database_unavailable = database_unreachable
 
 
 def unavailable_problem_for(exc: BaseException) -> Problem | None:

@@ -28,6 +28,7 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from waybill.common.failures.classify import lost_connection
 from waybill.common.observability.metrics import DB_SLOW_QUERIES
 
 log = structlog.get_logger(__name__)
@@ -107,7 +108,7 @@ class SlowQueryWatch:
     def _on_connect(self, dbapi_connection: Any, connection_record: Any) -> None:
         raw = getattr(dbapi_connection, "driver_connection", None)
         if raw is not None:
-            connection_record.info[TIMED_CONNECTION] = TimedConnection(raw, self)
+            connection_record.info[TIMED_CONNECTION] = TimedConnection(raw, self, connection_record)
 
     def report(self, statement: str, elapsed_s: float) -> None:
         self._counter.inc()
@@ -127,16 +128,27 @@ class TimedConnection:
     ``is_in_transaction``, ...) is the connection's own attribute.
     """
 
-    __slots__ = ("_conn", "_watch")
+    __slots__ = ("_conn", "_record", "_watch")
 
-    def __init__(self, conn: Any, watch: SlowQueryWatch) -> None:
+    def __init__(self, conn: Any, watch: SlowQueryWatch, record: Any = None) -> None:
         self._conn = conn
         self._watch = watch
+        self._record = record
+
+    def _lost(self, exc: BaseException) -> None:
+        # A statement on the raw driver bypasses SQLAlchemy's disconnect handling: without
+        # this, a connection that died with its server (a restart) went back to the pool and
+        # failed every later checkout that drew it (found by the database-restart tests).
+        if self._record is not None and lost_connection(exc):
+            self._record.invalidate(exc)
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
             return await self._conn.execute(query, *args, **kwargs)
+        except BaseException as exc:
+            self._lost(exc)
+            raise
         finally:
             self._watch.elapsed_since(started, query)
 
@@ -144,6 +156,9 @@ class TimedConnection:
         started = time.perf_counter()
         try:
             return await self._conn.executemany(query, *args, **kwargs)
+        except BaseException as exc:
+            self._lost(exc)
+            raise
         finally:
             self._watch.elapsed_since(started, query)
 
@@ -151,6 +166,9 @@ class TimedConnection:
         started = time.perf_counter()
         try:
             return await self._conn.fetch(query, *args, **kwargs)
+        except BaseException as exc:
+            self._lost(exc)
+            raise
         finally:
             self._watch.elapsed_since(started, query)
 
@@ -158,6 +176,9 @@ class TimedConnection:
         started = time.perf_counter()
         try:
             return await self._conn.fetchrow(query, *args, **kwargs)
+        except BaseException as exc:
+            self._lost(exc)
+            raise
         finally:
             self._watch.elapsed_since(started, query)
 
@@ -165,6 +186,9 @@ class TimedConnection:
         started = time.perf_counter()
         try:
             return await self._conn.fetchval(query, *args, **kwargs)
+        except BaseException as exc:
+            self._lost(exc)
+            raise
         finally:
             self._watch.elapsed_since(started, query)
 
