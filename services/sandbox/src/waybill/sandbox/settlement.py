@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from waybill.common.failures.classify import database_unreachable
 from waybill.sandbox.objects import intent_object
 from waybill.sandbox.tables import intents
 from waybill.sandbox.webhooks import INTENT_SUCCEEDED, WebhookEvents
@@ -90,8 +91,11 @@ class Settlement:
                 if await self.settle_due() >= BATCH:
                     continue
                 wait_s = await self.next_due_in_s()
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("sandbox_settlement_failed", error=str(exc))
+            except Exception as exc:  # the loop outlives a failed turn; it looks again later
+                if isinstance(exc, SQLAlchemyError | OSError) or database_unreachable(exc):
+                    log.warning("sandbox_settlement_failed", error=repr(exc))
+                else:
+                    log.exception("sandbox_settlement_failed")
                 wait_s = self.poll_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait_s)

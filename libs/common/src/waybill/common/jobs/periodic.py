@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from waybill.common.failures.classify import database_unreachable
 from waybill.common.jobs.metrics import JOB_LAST_DURATION, JOB_LAST_RUN, JOB_RUNS
 
 P = ParamSpec("P")
@@ -92,8 +93,12 @@ class PeriodicJob(Generic[P, R]):
         while True:
             try:
                 await self.run_if_leader()
-            except UNAVAILABLE as exc:
-                log.warning("periodic_job_run_failed", job=self.name, error=str(exc))
+            except Exception as exc:
+                # One failed turn must not end the job: the next turn comes at the interval.
+                if isinstance(exc, UNAVAILABLE) or database_unreachable(exc):
+                    log.warning("periodic_job_run_failed", job=self.name, error=repr(exc))
+                else:
+                    log.exception("periodic_job_run_failed", job=self.name)
             await asyncio.sleep(self.interval_s)
 
     def start(self) -> None:

@@ -44,6 +44,7 @@ from aiokafka.errors import KafkaError
 
 from waybill.common.backoff import Backoff, Jitter
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, OUTBOX_IDLE_LOCK_KEY
+from waybill.common.failures.classify import database_unreachable
 from waybill.common.outbox.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
 log = structlog.get_logger(__name__)
@@ -118,9 +119,14 @@ class OutboxRelay:
             while not self._stopping:
                 try:
                     await self._serve()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except Exception as exc:
+                    # Lead again after any failure (e.g. asyncpg's InternalClientError on a
+                    # connection broken by a database restart); unexpected ones with a stack.
                     delay = backoff.next_delay()
-                    self._log.warning(
+                    expected = isinstance(
+                        exc, OSError | asyncpg.PostgresError | asyncpg.InterfaceError
+                    ) or database_unreachable(exc)
+                    (self._log.warning if expected else self._log.exception)(
                         "outbox_relay_connection_failed",
                         error=repr(exc),
                         retry_in_s=round(delay, 2),

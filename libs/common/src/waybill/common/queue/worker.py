@@ -23,6 +23,7 @@ import asyncpg
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from waybill.common.failures.classify import database_unreachable
 from waybill.common.queue.metrics import (
     QUEUE_DEPTH,
     QUEUE_FAILED,
@@ -101,8 +102,13 @@ class QueueWorker:
                     continue  # maybe more due right now
                 await self._housekeeping()
                 timeout = await self._idle_s()
-            except UNAVAILABLE as exc:
-                self._log.warning("queue_poll_failed", error=str(exc))
+            except Exception as exc:
+                # The loop must outlive any failure (a connection broken by a database restart
+                # raises asyncpg's InternalClientError, none of UNAVAILABLE): it polls again.
+                if isinstance(exc, UNAVAILABLE) or database_unreachable(exc):
+                    self._log.warning("queue_poll_failed", error=repr(exc))
+                else:
+                    self._log.exception("queue_poll_failed")
                 timeout = self.poll_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.event.wait(), timeout)
@@ -124,9 +130,12 @@ class QueueWorker:
                         await self._fail(job, "attempts exhausted (lease lapsed)")
                         return
                     await self._attempt(job)
-        except UNAVAILABLE as exc:
+        except Exception as exc:
             # The claim stays; whoever claims the job once its lease lapses tries again.
-            self._log.warning("queue_job_outcome_unrecorded", job_id=job.id, error=str(exc))
+            if isinstance(exc, UNAVAILABLE) or database_unreachable(exc):
+                self._log.warning("queue_job_outcome_unrecorded", job_id=job.id, error=repr(exc))
+            else:
+                self._log.exception("queue_job_outcome_unrecorded", job_id=job.id)
         finally:
             self._running_ids.discard(job.id)
             # Wake the loop only when this frees what it waits for: a slot it lacked, or a key
