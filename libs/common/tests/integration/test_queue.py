@@ -276,3 +276,33 @@ async def test_a_job_enqueued_claimed_runs_in_process_right_after_commit(db: Db)
     finally:
         await worker.stop()
     assert (stats.depth, stats.running) == (0, 0)
+
+
+class _BrokenOnce(JobQueue):
+    """A queue whose first claim fails as a pooled connection broken by a database restart
+    does (asyncpg's InternalClientError, none of the usual connection errors)."""
+
+    broke = False
+
+    async def claim(self, limit: int) -> list[Job]:
+        if not self.broke:
+            self.broke = True
+            raise asyncpg.InternalClientError("cannot switch to state 15; another operation")
+        return await super().claim(limit)
+
+
+async def test_a_worker_outlives_a_failed_claim_and_runs_the_next_job(db: Db):
+    queue = _BrokenOnce(db.engine, QueueSpec(name=f"q-{uuid.uuid4().hex[:8]}"))
+    ran = asyncio.Event()
+
+    async def handle(job: Job) -> None:
+        ran.set()
+
+    await db.enqueue(queue)
+    worker = QueueWorker(queue, handle, dsn=db.dsn, service="t", poll_s=0.05)
+    worker.start()
+    try:
+        await eventually(lambda: ran.is_set(), what="the job run after the failed claim")
+    finally:
+        await worker.stop()
+    assert queue.broke
