@@ -105,8 +105,15 @@ def auth_dsn(settings: WaybillSettings, database: str | None = None) -> str:
 
 
 def auth_engine(settings: WaybillSettings, database: str | None = None) -> AsyncEngine:
+    # Pre-ping: keys are cached, so this pool is used on cache misses only; a round trip
+    # there is cheap, and it spares the first requests after a database restart a 503 on a
+    # connection that died with the old server.
     return create_async_engine(
-        auth_dsn(settings, database), pool_size=2, max_overflow=3, pool_recycle=300
+        auth_dsn(settings, database),
+        pool_size=2,
+        max_overflow=3,
+        pool_recycle=300,
+        pool_pre_ping=True,
     )
 
 
