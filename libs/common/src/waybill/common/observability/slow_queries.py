@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -121,6 +122,23 @@ class SlowQueryWatch:
         )
 
 
+def _timed(name: str) -> Callable[..., Awaitable[Any]]:
+    """The connection's statement method ``name``, timed (and discarding a lost connection)."""
+
+    async def method(self: TimedConnection, query: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await getattr(self._conn, name)(query, *args, **kwargs)
+        except BaseException as exc:
+            self._lost(exc)
+            raise
+        finally:
+            self._watch.elapsed_since(started, query)
+
+    method.__name__ = name
+    return method
+
+
 class TimedConnection:
     """An asyncpg connection whose statement methods report slow statements to a watch.
 
@@ -142,55 +160,11 @@ class TimedConnection:
         if self._record is not None and lost_connection(exc):
             self._record.invalidate(exc)
 
-    async def execute(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.execute(query, *args, **kwargs)
-        except BaseException as exc:
-            self._lost(exc)
-            raise
-        finally:
-            self._watch.elapsed_since(started, query)
-
-    async def executemany(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.executemany(query, *args, **kwargs)
-        except BaseException as exc:
-            self._lost(exc)
-            raise
-        finally:
-            self._watch.elapsed_since(started, query)
-
-    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.fetch(query, *args, **kwargs)
-        except BaseException as exc:
-            self._lost(exc)
-            raise
-        finally:
-            self._watch.elapsed_since(started, query)
-
-    async def fetchrow(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.fetchrow(query, *args, **kwargs)
-        except BaseException as exc:
-            self._lost(exc)
-            raise
-        finally:
-            self._watch.elapsed_since(started, query)
-
-    async def fetchval(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return await self._conn.fetchval(query, *args, **kwargs)
-        except BaseException as exc:
-            self._lost(exc)
-            raise
-        finally:
-            self._watch.elapsed_since(started, query)
+    execute = _timed("execute")
+    executemany = _timed("executemany")
+    fetch = _timed("fetch")
+    fetchrow = _timed("fetchrow")
+    fetchval = _timed("fetchval")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
