@@ -12,6 +12,7 @@ from waybill.common.http.app import create_app
 from waybill.common.http.health import database_check
 from waybill.common.settings import WaybillSettings
 from waybill.devstack.infra import free_port
+from waybill.devstack.testing import eventually
 
 
 def _client(settings: WaybillSettings, engine) -> httpx.AsyncClient:
@@ -94,9 +95,12 @@ async def _one_query(engine) -> None:
 
 
 async def _eventually_status(http: httpx.AsyncClient, status: int) -> dict:
-    for _ in range(200):
-        response = await http.get("/health/pool")
-        if response.status_code == status:
-            return response.json()
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"/health/pool never answered {status}: {response.text}")
+    response = await eventually(
+        lambda: http.get("/health/pool"),
+        until=lambda r: r.status_code == status,
+        timeout_s=5,
+        interval_s=0.01,
+        what=f"/health/pool answering {status}",
+    )
+    body: dict = response.json()
+    return body

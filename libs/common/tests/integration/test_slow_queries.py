@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common.db import create_engine, driver
 from waybill.common.observability.slow_queries import normalise_statement
+from waybill.devstack.testing import eventually
 
 
 @pytest.fixture
@@ -34,10 +35,12 @@ def slow_count(service: str) -> float:
 
 async def until_counted(service: str, expected: float) -> None:
     """The asyncpg logger reports on the next loop iteration: wait for it, boundedly."""
-    for _ in range(100):
-        if slow_count(service) >= expected:
-            return
-        await asyncio.sleep(0.01)
+    await eventually(
+        lambda: slow_count(service) >= expected,
+        timeout_s=1,
+        interval_s=0.01,
+        what=f"{expected} slow statements counted",
+    )
 
 
 async def test_a_slow_sqlalchemy_statement_is_logged_and_counted_a_fast_one_is_not(
