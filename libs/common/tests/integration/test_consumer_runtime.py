@@ -305,10 +305,10 @@ async def _produce_steadily(infra: Infra, topic: str, total: int, acked: list[uu
                 try:
                     await producer.send_and_wait(topic, value=value, key=key, headers=headers)
                     break
-                except KafkaError:
+                except KafkaError:  # the broker is restarting: a retry pause, not a wait
                     await asyncio.sleep(0.2)
             acked.append(event.id)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # pacing: records keep arriving across the restart
     finally:
         await producer.stop()
 
