@@ -2,9 +2,8 @@
 
 Stock keeping (locks, stock streams, reservations) is ``stock.StockKeeping``. Orders use
 optimistic concurrency with a short bounded retry (retry_on_conflict); a command on an existing
-order locks its projection row, which is also its snapshot. Placing an order and applying a
-payment outcome are the saga's hot paths: their statements go to the driver
-(``waybill.common.db.driver``).
+order locks its projection row, which is also its snapshot. Every statement is in
+``repository`` (the hot paths' as driver statements).
 """
 
 from __future__ import annotations
@@ -19,12 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.orders import LineItem, OrderEvent
-from waybill.common.db import driver
 from waybill.common.eventstore import (
     Caller,
     EventStore,
@@ -32,8 +28,8 @@ from waybill.common.eventstore import (
     append_decided,
     retry_on_conflict,
 )
-from waybill.common.keyset import Position, newest_first_page
-from waybill.orders import tables as t
+from waybill.common.keyset import Position
+from waybill.orders import repository as db
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
 from waybill.orders.domain.errors import IdempotencyKeyReused, OrderNotFound, SkuNotFound
@@ -41,25 +37,6 @@ from waybill.orders.stock import StockKeeping
 from waybill.orders.views import OrderView, StockView
 
 log = structlog.get_logger(__name__)
-
-_ORDER_COLUMNS = (
-    "order_id, tenant_id, status, version, customer, items, currency, total_cents,"
-    " shipping_address, payment_method, expires_at, created_at, updated_at"
-)
-_INSERT_ORDER = f"""
-INSERT INTO orders ({_ORDER_COLUMNS})
-VALUES ($1, $2, $3, 1, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb, $9, $10, $11, $11)
-RETURNING {_ORDER_COLUMNS}
-"""
-_LOCK_ORDER = """
-SELECT status, version, items, total_cents, expires_at FROM orders
-WHERE order_id = $1 AND tenant_id = $2 FOR UPDATE
-"""
-_PURGE_IDEMPOTENCY_KEYS = text(
-    "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM idempotency_keys WHERE created_at < :cutoff LIMIT 1000))"
-)
-_UPDATE_ORDER = "UPDATE orders SET status = $2, version = $3, updated_at = $4 WHERE order_id = $1"
 
 
 def request_fingerprint(body: Any) -> str:
@@ -107,22 +84,9 @@ class OrderHandlers:
             await self.stock.reserve(conn, caller, command.order_id, command.items)
             events = o.decide(o.Order(order_id=command.order_id), command)
             await self._append_order(conn, caller, command.order_id, 0, events)
-            now = self.clock()
             placed = events[0]
-            row = await (await driver(conn)).fetchrow(
-                _INSERT_ORDER,
-                command.order_id,
-                caller.tenant_id,
-                o.OrderStatus.pending_payment.value,
-                json.dumps(command.customer.model_dump(mode="json")),
-                json.dumps([i.model_dump(mode="json") for i in command.items]),
-                command.currency,
-                placed.total_cents,  # type: ignore[attr-defined]
-                json.dumps(command.shipping_address.model_dump(mode="json")),
-                command.payment_method,
-                command.expires_at,
-                now,
-            )
+            total_cents = placed.total_cents  # type: ignore[attr-defined]
+            row = await db.insert_order(conn, caller.tenant_id, command, total_cents, self.clock())
             log.info("order_place_succeeded", order_id=command.order_id, tenant_id=caller.tenant_id)
             return OrderView.from_row(row), True
 
@@ -143,14 +107,7 @@ class OrderHandlers:
         """Expire unpaid orders past their reservation deadline; returns how many expired."""
         now = self.clock()
         async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.orders.c.order_id, t.orders.c.tenant_id)
-                    .where(t.orders.c.status == "pending_payment", t.orders.c.expires_at <= now)
-                    .order_by(t.orders.c.expires_at)
-                    .limit(limit)
-                )
-            ).all()
+            rows = await db.due_for_expiry(conn, now, limit)
         expired = 0
         for row in rows:
             caller = Caller(tenant_id=row.tenant_id, correlation_id=f"expiry-{uuid.uuid4()}")
@@ -166,16 +123,8 @@ class OrderHandlers:
         self, tenant_id: str, *, status: str | None, limit: int, after: Position | None
     ) -> tuple[list[OrderView], Position | None]:
         """Newest first, one keyset page at a time."""
-        query = select(t.orders).where(t.orders.c.tenant_id == tenant_id)
-        if status is not None:
-            query = query.where(t.orders.c.status == status)
-        rows, last = await newest_first_page(
-            self.engine,
-            query,
-            created=t.orders.c.created_at,
-            key=t.orders.c.order_id,
-            limit=limit,
-            after=after,
+        rows, last = await db.orders_page(
+            self.engine, tenant_id, status=status, limit=limit, after=after
         )
         return [OrderView.from_row(r) for r in rows], last
 
@@ -198,8 +147,7 @@ class OrderHandlers:
         self, conn: AsyncConnection, caller: Caller, order_id: str, command: o.Command
     ) -> None:
         """Run ``command`` inside the caller's transaction (e.g. a consumer's, with its inbox)."""
-        db = await driver(conn)
-        row = await db.fetchrow(_LOCK_ORDER, order_id, caller.tenant_id)
+        row = await db.lock_order(conn, caller.tenant_id, order_id)
         if row is None:
             raise OrderNotFound(f"order {order_id} not found")
         # The locked projection row is the snapshot: it moves with the stream in the same
@@ -219,7 +167,7 @@ class OrderHandlers:
         for event in events:
             after = o.evolve(after, event)
         await self._append_order(conn, caller, order_id, state.version, events)
-        await db.execute(_UPDATE_ORDER, order_id, after.status.value, after.version, self.clock())
+        await db.update_order(conn, after, self.clock())
         if o.releases_reservation(state.status, after.status):
             await self.stock.settle(conn, caller, order_id, state.items, inv.Release)
         elif state.status is o.OrderStatus.pending_payment and after.status is o.OrderStatus.paid:
@@ -252,34 +200,11 @@ class OrderHandlers:
         now = self.clock()
         cutoff = now - self.idempotency_ttl
         await self._purge_expired_idempotency_keys(conn, cutoff)
-        claim = pg_insert(t.idempotency_keys).values(
-            tenant_id=caller.tenant_id,
-            key=key,
-            request_hash=body_hash,
-            order_id=command.order_id,
-            created_at=now,
-        )
-        claimed = await conn.execute(
-            claim.on_conflict_do_update(
-                constraint="pk_idempotency_keys",
-                set_={
-                    "request_hash": claim.excluded.request_hash,
-                    "order_id": claim.excluded.order_id,
-                    "created_at": claim.excluded.created_at,
-                },
-                where=t.idempotency_keys.c.created_at < cutoff,
-            ).returning(t.idempotency_keys.c.key)
-        )
-        if claimed.first() is not None:
+        if await db.claim_idempotency_key(
+            conn, caller.tenant_id, key, body_hash, command.order_id, now, cutoff
+        ):
             return None
-        earlier = (
-            await conn.execute(
-                select(t.idempotency_keys).where(
-                    t.idempotency_keys.c.tenant_id == caller.tenant_id,
-                    t.idempotency_keys.c.key == key,
-                )
-            )
-        ).one()
+        earlier = await db.idempotency_key(conn, caller.tenant_id, key)
         if earlier.request_hash != body_hash:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body"
@@ -296,18 +221,12 @@ class OrderHandlers:
         if now < self._next_idempotency_purge:
             return
         self._next_idempotency_purge = now + min(60.0, self.idempotency_ttl.total_seconds())
-        purged = await conn.execute(_PURGE_IDEMPOTENCY_KEYS, {"cutoff": cutoff})
-        if purged.rowcount:
-            log.info("orders_idempotency_keys_purged", count=purged.rowcount)
+        purged = await db.purge_idempotency_keys(conn, cutoff)
+        if purged:
+            log.info("orders_idempotency_keys_purged", count=purged)
 
     async def _stock_view(self, conn: AsyncConnection, tenant_id: str, sku: str) -> StockView:
-        row = (
-            await conn.execute(
-                select(t.inventory).where(
-                    t.inventory.c.tenant_id == tenant_id, t.inventory.c.sku == sku
-                )
-            )
-        ).one_or_none()
+        row = await db.stock_row(conn, tenant_id, sku)
         if row is None:
             raise SkuNotFound(f"sku {sku} not found")
         return StockView(
@@ -315,13 +234,7 @@ class OrderHandlers:
         )
 
     async def _order_view(self, conn: AsyncConnection, tenant_id: str, order_id: str) -> OrderView:
-        row = (
-            await conn.execute(
-                select(t.orders).where(
-                    t.orders.c.order_id == order_id, t.orders.c.tenant_id == tenant_id
-                )
-            )
-        ).one_or_none()
+        row = await db.order_row(conn, tenant_id, order_id)
         if row is None:
             raise OrderNotFound(f"order {order_id} not found")
         return OrderView.from_row(row)
