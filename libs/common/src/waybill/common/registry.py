@@ -42,6 +42,7 @@ class EventRegistry:
         """Register event classes under the type and version they declare; returns self."""
         for model in models:
             self.register(model.event_type, model, version=model.schema_version)
+            self._types[model.event_type].upcasters.update(model.upcasters)
         return self
 
     def upcaster(self, event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:

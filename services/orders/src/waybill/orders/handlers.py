@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from waybill.common.contracts.orders import LineItem, OrderEvent
+from waybill.common.contracts.orders import Address, Customer, LineItem, OrderEvent
 from waybill.common.eventstore import (
     Caller,
     EventStore,
@@ -159,6 +159,8 @@ class OrderHandlers:
             items=tuple(LineItem.model_validate(item) for item in row["items"]),
             total_cents=row["total_cents"],
             expires_at=row["expires_at"],
+            customer=Customer.model_validate(row["customer"]),
+            shipping_address=Address.model_validate(row["shipping_address"]),
         )
         events = o.decide(state, command)
         if not events:

@@ -44,7 +44,7 @@ RETURNING {_ORDER_COLUMNS}
 # Serialises the writers of one order (held until commit) and reads its snapshot; no row: not
 # this tenant's order.
 LOCK_ORDER = """
-SELECT status, version, items, total_cents, expires_at FROM orders
+SELECT status, version, items, total_cents, expires_at, customer, shipping_address FROM orders
 WHERE order_id = $1 AND tenant_id = $2 FOR UPDATE
 """
 

@@ -39,7 +39,7 @@ from rich.table import Table as RichTable
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from waybill.cli.bench.machine import machine_facts
+from waybill.cli.bench.machine import machine_facts, tree_cpu_s
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.db import create_databases, create_engine
 from waybill.common.envelope import EventEnvelope
@@ -64,6 +64,12 @@ class Case:
     p50_ms: float
     p99_ms: float
     commands: int
+    # CPU per appended event: this process (the client) plus the PostgreSQL server (its
+    # backends and background processes). One writer is bound by commit latency, so events/s
+    # hides the cost; this is the figure that compares two commits on a noisy machine.
+    cpu_ms_per_event: float
+    client_cpu_ms_per_event: float
+    server_cpu_ms_per_event: float
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class Servers:
     server_url: str
     bootstrap_servers: str
     embedded: bool
+    postgres_pid: int | None = None  # the embedded server's postmaster (None: external)
 
 
 @contextlib.contextmanager
@@ -93,7 +100,12 @@ def _servers(console: Console) -> Iterator[Servers]:
                 kafka = EmbeddedKafka(root / "kafka", free_port(), partitions=TOPIC_PARTITIONS)
                 kafka.start(progress=status.update)
                 bootstrap = kafka.bootstrap_servers
-        yield Servers(server_url, bootstrap, embedded=postgres is not None or kafka is not None)
+        yield Servers(
+            server_url,
+            bootstrap,
+            embedded=postgres is not None or kafka is not None,
+            postgres_pid=postgres.pid if postgres is not None else None,
+        )
     finally:
         with console.status("stopping infrastructure"):
             if kafka is not None:
@@ -123,6 +135,7 @@ async def _timed_case(
     command: Callable[[], Awaitable[None]],
     progress: Progress,
     task: TaskID,
+    postgres_pid: int | None,
 ) -> Case:
     """Run ``command`` back to back in ``writers`` tasks for CASE_SECONDS; time each one."""
     latencies: list[float] = []
@@ -139,7 +152,10 @@ async def _timed_case(
             await asyncio.sleep(0.1)
 
     started = time.perf_counter()
+    client_cpu, server_cpu = time.process_time(), tree_cpu_s(postgres_pid)
     await asyncio.gather(tick(), *(writer() for _ in range(writers)))
+    client_ms = (time.process_time() - client_cpu) * 1000 / max(1, len(latencies))
+    server_ms = (tree_cpu_s(postgres_pid) - server_cpu) * 1000 / max(1, len(latencies))
     elapsed = time.perf_counter() - started
     progress.update(task, completed=CASE_SECONDS)
     latencies.sort()
@@ -149,6 +165,9 @@ async def _timed_case(
         p50_ms=round(_percentile(latencies, 0.50) * 1000, 2),
         p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
         commands=len(latencies),
+        cpu_ms_per_event=round(client_ms + server_ms, 3),
+        client_cpu_ms_per_event=round(client_ms, 3),
+        server_cpu_ms_per_event=round(server_ms, 3),
     )
 
 
@@ -242,7 +261,10 @@ async def _append_cases(
             for kind, command in order if writers == 1 else order[::-1]:
                 name = f"{kind}_{slug}"
                 task = progress.add_task(f"{name}", total=CASE_SECONDS)
-                cases.append(await _timed_case(name, writers, command, progress, task))
+                case = await _timed_case(
+                    name, writers, command, progress, task, servers.postgres_pid
+                )
+                cases.append(case)
         return sorted(cases, key=lambda c: (c.name.split("_")[-2], not c.name.startswith("raw")))
     finally:
         await pool.close()
@@ -362,6 +384,16 @@ async def _measure(servers: Servers, database: str, console: Console) -> dict[st
         )
         for slug in ("1_writer", "16_writers")
     }
+    # CPU of an append as a multiple of the raw two-row transaction measured in the same run:
+    # the calibration that makes figures of different machines comparable.
+    cpu_ratios = {
+        f"append_{slug}_cpu_vs_raw": round(
+            by_name[f"append_{slug}"].cpu_ms_per_event
+            / max(1e-9, by_name[f"raw_asyncpg_{slug}"].cpu_ms_per_event),
+            3,
+        )
+        for slug in ("1_writer", "16_writers")
+    }
     conn = await asyncpg.connect(servers.server_url)
     try:
         server_version = await conn.fetchval("SHOW server_version")
@@ -371,6 +403,7 @@ async def _measure(servers: Servers, database: str, console: Console) -> dict[st
     return {
         "cases": [asdict(case) for case in cases],
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
         "relay_events_per_s": relay_rate,
         "consumer_events_per_s": consumer_rate,
         "events_relayed_and_consumed": published,
@@ -395,18 +428,22 @@ def _print_table(console: Console, result: dict[str, Any]) -> None:
     table.add_column("events/s", justify="right")
     table.add_column("p50 ms", justify="right")
     table.add_column("p99 ms", justify="right")
+    table.add_column("CPU ms/event", justify="right")
+    table.add_column("client + server", justify="right")
     for case in result["cases"]:
         table.add_row(
             case["name"],
             f"{case['events_per_s']:,.0f}",
             f"{case['p50_ms']:.2f}",
             f"{case['p99_ms']:.2f}",
+            f"{case['cpu_ms_per_event']:.3f}",
+            f"{case['client_cpu_ms_per_event']:.3f} + {case['server_cpu_ms_per_event']:.3f}",
         )
     table.add_section()
     for name, ratio in result["ratios"].items():
         mark = "ok" if ratio >= TARGETS["append_ratio"] else "below target"
         table.add_row(
-            f"{name} (target >= {TARGETS['append_ratio']})", f"{ratio:.2f}x  {mark}", "", ""
+            f"{name} (target >= {TARGETS['append_ratio']})", f"{ratio:.2f}x  {mark}", "", "", "", ""
         )
     for key, label in (
         ("relay_events_per_s", "outbox relay"),
@@ -414,7 +451,7 @@ def _print_table(console: Console, result: dict[str, Any]) -> None:
     ):
         mark = "ok" if result[key] >= TARGETS[key] else "below target"
         table.add_row(
-            f"{label} (target >= {TARGETS[key]:,})", f"{result[key]:,.0f}  {mark}", "", ""
+            f"{label} (target >= {TARGETS[key]:,})", f"{result[key]:,.0f}  {mark}", "", "", "", ""
         )
     console.print(table)
     machine = result["machine"]

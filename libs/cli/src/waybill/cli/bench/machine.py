@@ -26,3 +26,25 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def tree_cpu_s(pid: int | None) -> float:
+    """CPU seconds of a process, its reaped children and its live descendants.
+
+    PostgreSQL runs a backend process per connection; the postmaster reaps them, so a
+    backend's time moves from "live descendant" to the postmaster's ``children_*`` and the
+    sum stays monotonic across connection churn.
+    """
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = float(times.user + times.system + times.children_user + times.children_system)
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0

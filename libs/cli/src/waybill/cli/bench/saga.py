@@ -40,7 +40,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from waybill.cli.bench.machine import machine_facts
+from waybill.cli.bench.machine import machine_facts, tree_cpu_s
 from waybill.cli.load.client import LoadGenerator, Target, http_client, sku_names, stock_skus
 from waybill.cli.load.outcomes import Outcome, fetch_outcomes, wait_settled
 from waybill.cli.stack.lifecycle import Stack
@@ -71,28 +71,6 @@ def parse_steps(text: str) -> list[float]:
 
 
 # -- CPU accounting --------------------------------------------------------------------------
-
-
-def tree_cpu_s(pid: int | None) -> float:
-    """CPU seconds of a process, its reaped children and its live descendants.
-
-    PostgreSQL runs a backend process per connection; the postmaster reaps them, so a
-    backend's time moves from "live descendant" to the postmaster's ``children_*`` and the
-    sum stays monotonic across connection churn.
-    """
-    if pid is None:
-        return 0.0
-    try:
-        root = psutil.Process(pid)
-        times = root.cpu_times()
-        total = float(times.user + times.system + times.children_user + times.children_system)
-        for child in root.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child_times = child.cpu_times()
-                total += child_times.user + child_times.system
-        return total
-    except psutil.NoSuchProcess:
-        return 0.0
 
 
 def machine_busy_s() -> float:

@@ -1,16 +1,19 @@
-"""Events of the orders service (schema version 1): the order events are published on
-``waybill.orders.events``; the inventory events are private to orders' own event store (its
-stock streams: how it reserves units, not part of the contract between services)."""
+"""Events of the orders service (schema version 1 unless a class says otherwise): the order
+events are published on ``waybill.orders.events``; the inventory events are private to
+orders' own event store (its stock streams: how it reserves units, not part of the contract
+between services)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from waybill.common.contracts.event import DomainEvent
-from waybill.common.registry import EventRegistry
+from waybill.common.registry import EventRegistry, Upcaster
 
 
 class OrderEvent(DomainEvent):
@@ -59,10 +62,29 @@ class OrderPlaced(OrderEvent):
     expires_at: datetime
 
 
+def _order_paid_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 carried neither the contact nor the address; nothing can recover them from
+    the event alone, so they are None (a consumer that needs them says so: shipping holds
+    such a shipment back, see its handlers)."""
+    return {
+        **data,
+        "customer": data.get("customer"),
+        "shipping_address": data.get("shipping_address"),
+    }
+
+
 class OrderPaid(OrderEvent):
+    """The order is paid. Version 2 carries what the services downstream need (the shipping
+    address, the customer's contact), so shipping and the notifier keep no copy of
+    ``order.placed``; both are None only in an event upcast from version 1."""
+
     event_type: ClassVar[str] = "order.paid"
+    schema_version: ClassVar[int] = 2
+    upcasters: ClassVar[Mapping[int, Upcaster]] = MappingProxyType({1: _order_paid_v1_to_v2})
     order_id: str
     payment_id: str
+    customer: Customer | None
+    shipping_address: Address | None
 
 
 class OrderPaymentFailed(OrderEvent):

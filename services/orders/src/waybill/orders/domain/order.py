@@ -84,6 +84,9 @@ class Order:
     items: tuple[LineItem, ...] = ()
     total_cents: int = 0
     expires_at: datetime | None = None
+    # Carried on order.paid (v2) for shipping and the notifier.
+    customer: Customer | None = None
+    shipping_address: Address | None = None
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -173,7 +176,14 @@ def decide(state: Order, command: Command) -> list[OrderEvent]:
             if state.status in CLOSED_BEFORE_PAYMENT:
                 return []  # payments refunds a charge for a closed order (it follows them too)
             _require(state, OrderStatus.paid, "mark paid")
-            return [OrderPaid(order_id=state.order_id, payment_id=command.payment_id)]
+            return [
+                OrderPaid(
+                    order_id=state.order_id,
+                    payment_id=command.payment_id,
+                    customer=state.customer,
+                    shipping_address=state.shipping_address,
+                )
+            ]
         case MarkPaymentFailed():
             if state.status is OrderStatus.payment_failed or state.status in CLOSED_BEFORE_PAYMENT:
                 return []
@@ -237,6 +247,8 @@ def evolve(state: Order, event: OrderEvent) -> Order:
             items=event.items,
             total_cents=event.total_cents,
             expires_at=event.expires_at,
+            customer=event.customer,
+            shipping_address=event.shipping_address,
         )
     return state
 
