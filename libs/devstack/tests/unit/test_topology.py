@@ -20,6 +20,7 @@ def test_every_service_listens_on_its_port_from_the_one_ports_module():
         "sandbox": ports.SANDBOX,
         "orders": ports.ORDERS,
         "payments": ports.PAYMENTS,
+        "shipping": ports.SHIPPING,
     }
     assert service("orders").port({"WAYBILL_ORDERS_PORT": "9101"}) == 9101
 
@@ -40,14 +41,14 @@ def test_a_link_to_a_service_that_does_not_run_is_left_to_the_default():
 
 
 def test_a_new_service_is_one_entry_with_its_database_port_setting_and_links():
-    shipping = ServiceSpec(
-        "shipping", "waybill.shipping", ports.SHIPPING, links=(Link("WAYBILL_X_URL", "orders"),)
+    notifier = ServiceSpec(
+        "notifier", "waybill.notifier", ports.NOTIFIER, links=(Link("WAYBILL_X_URL", "orders"),)
     )
 
-    assert shipping.port_env == "WAYBILL_SHIPPING_PORT"
-    assert shipping.databases == ("waybill_shipping",)
+    assert notifier.port_env == "WAYBILL_NOTIFIER_PORT"
+    assert notifier.databases == ("waybill_notifier",)
     assert (
-        link_env([*SERVICES, shipping], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
+        link_env([*SERVICES, notifier], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
     )
 
 
@@ -63,5 +64,5 @@ def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services
 
 
 def test_an_unknown_service_is_named_with_the_ones_there_are():
-    with pytest.raises(KeyError, match=r"shipping.*sandbox, orders, payments"):
-        service("shipping")
+    with pytest.raises(KeyError, match=r"notifier.*sandbox, orders, payments, shipping"):
+        service("notifier")

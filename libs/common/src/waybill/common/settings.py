@@ -47,6 +47,14 @@ class WaybillSettings(BaseSettings):
     provider_url: str = f"http://127.0.0.1:{ports.SANDBOX}"
     provider_api_key: str = "sk_test_waybill"
     provider_webhook_secret: str = "whsec_sandbox_dev"  # noqa: S105 - the sandbox dev default
+    # The secret shipping seals delivery codes with for the notifier (``waybill.common.sealing``):
+    # both services must have the same. Comma-separated: the first seals, every one unseals
+    # (rotation: put the new one first, drop the old one once no code sealed with it is open).
+    delivery_code_keys: str = Field(
+        default="waybill-dev-delivery-code-key",
+        description="secret(s) shipping and the notifier share for delivery codes; set your "
+        "own in production",
+    )
     # Statements slower than this are logged as db_query_slow and counted (observability).
     slow_query_ms: float = Field(default=200.0, gt=0)
     auth_database_url: str | None = Field(

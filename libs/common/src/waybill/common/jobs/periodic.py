@@ -59,6 +59,7 @@ class PeriodicJob(Generic[P, R]):
         self.service = service
         self.lock_key = lock_key(name)
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
 
     async def run_now(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run once, now, with these arguments, whoever leads; returns the run's result."""
@@ -99,7 +100,14 @@ class PeriodicJob(Generic[P, R]):
                     log.warning("periodic_job_run_failed", job=self.name, error=repr(exc))
                 else:
                     log.exception("periodic_job_run_failed", job=self.name)
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), timeout=self.interval_s)
+            self._woken.clear()
+
+    def wake(self) -> None:
+        """Make this process's next periodic turn start now rather than at the interval (e.g.
+        new work was committed here); a replica that is not leading then just skips it."""
+        self._woken.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run_forever(), name=f"periodic-{self.name}")

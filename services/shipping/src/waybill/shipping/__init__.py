@@ -1,0 +1,1 @@
+"""Waybill shipping service: shipments, delivery agents, timed offers and proof of delivery."""
