@@ -8,6 +8,7 @@ publishes, so shipping's consumer, dispatcher and API run as in production.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,13 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from waybill.common import topics
 from waybill.common.contracts.orders import Address, Customer, OrderCancelled, OrderPaid
 from waybill.common.db import create_databases
+from waybill.common.sealing import Sealer
 from waybill.devstack.eventually import eventually
 from waybill.devstack.records import envelope, publish, wait_caught_up
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant, new_tenant, start_service
+from waybill.shipping.codes import DeliveryCodes
 
 # Dispatch turns and rechecks in test time; offers stay open long enough for a slow machine
 # (a test that needs them to run out sets its tenant's own offer_ttl_s).
@@ -165,6 +169,19 @@ class ShippingTenant(Tenant):
         assert response.status_code == 200, response.text
         return response.json()["items"]  # type: ignore[no-any-return]
 
+    async def delivery_code(self, shipment_id: str, *, after: int = 0) -> str:
+        """The latest delivery code of the shipment, as the notifier gets it: sealed in the
+        shipment's records on Kafka, unsealed with the shared key (``after``: only records
+        past this stream version)."""
+        assert self.infra is not None
+        sealed = await eventually(
+            lambda: _sealed_code(self.infra, shipment_id, after),  # type: ignore[arg-type]
+            timeout_s=30,
+            what=f"a delivery code of {shipment_id} on Kafka",
+        )
+        codes = DeliveryCodes(Sealer(self.infra.settings().delivery_code_keys))
+        return codes.unseal(shipment_id, sealed)
+
     async def consumed(self) -> None:
         """Until shipping's consumer has committed past everything on the orders topic."""
         assert self.infra is not None
@@ -174,6 +191,32 @@ class ShippingTenant(Tenant):
         for agent in self.agents:
             await agent.client.aclose()
         await super().aclose()
+
+
+async def _sealed_code(infra: Infra, shipment_id: str, after: int) -> str | None:
+    consumer = AIOKafkaConsumer(
+        topics.SHIPPING_EVENTS,
+        bootstrap_servers=infra.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        latest: tuple[int, str] | None = None
+        while batch := await consumer.getmany(timeout_ms=500):
+            for records in batch.values():
+                for record in records:
+                    if record.key != shipment_id.encode():
+                        continue
+                    headers = dict(record.headers)
+                    version = int(headers["ce_sequence"])
+                    data = json.loads(record.value)
+                    fresher = latest is None or version > latest[0]
+                    if version > after and "delivery_code_sealed" in data and fresher:
+                        latest = (version, data["delivery_code_sealed"])
+        return latest[1] if latest else None
+    finally:
+        await consumer.stop()
 
 
 @pytest.fixture
