@@ -519,7 +519,7 @@ def _require(state: Shipment, action: Action, agent_id: str) -> None:
 def _invalid(verb: str, state: Shipment) -> InvalidTransition:
     return InvalidTransition(
         f"cannot {verb} a shipment that is {state.status.value}",
-        extra={"status": state.status.value},
+        extra={"current_status": state.status.value},
     )
 
 
