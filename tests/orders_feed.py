@@ -80,7 +80,7 @@ async def wait_consumed(infra: Infra, topic: str, what: str, timeout_s: float = 
         partitions = await producer.partitions_for(topic)
         tps = [TopicPartition(topic, p) for p in partitions]
 
-        async def behind() -> dict:
+        async def behind() -> dict[TopicPartition, tuple[int, int]]:
             """Partitions where the group's committed position is short of the end offset."""
             ends = await _end_offsets(infra, tps)
             committed = await admin.list_consumer_group_offsets(ORDERS_GROUP, partitions=tps)
@@ -136,7 +136,8 @@ async def _end_offsets(infra: Infra, tps: list[TopicPartition]) -> dict[TopicPar
     consumer = AIOKafkaConsumer(bootstrap_servers=infra.bootstrap_servers)
     await consumer.start()
     try:
-        return await consumer.end_offsets(tps)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
     finally:
         await consumer.stop()
 

@@ -122,6 +122,32 @@ async def test_a_returned_order_sent_out_again_is_shipped_again_then_delivered(
     ]
 
 
+async def test_a_shipped_or_returned_order_can_no_longer_be_cancelled(tenant: Tenant, infra: Infra):
+    order = await feed.paid_order(tenant, infra, "NOCANCEL")
+    shipment = Shipment(tenant, order["id"])
+
+    for news, status in ((shipment.in_transit(), "shipped"), (shipment.returned(), "returned")):
+        await feed.publish(infra, topics.SHIPPING_EVENTS, news)
+        await feed.wait_status(tenant, order["id"], status)
+        response = await tenant.service.post(f"/orders/{order['id']}/cancel")
+        assert response.status_code == 409, response.text
+        assert response.json()["code"] == "ORDER_CANNOT_CANCEL_AFTER_SHIPPING"
+    assert (await tenant.service.get(f"/orders/{order['id']}")).json()["status"] == "returned"
+
+
+async def test_a_shipment_returned_before_it_went_out_returns_the_paid_order(
+    tenant: Tenant, infra: Infra
+):
+    order = await feed.paid_order(tenant, infra, "NEVEROUT")
+    shipment = Shipment(tenant, order["id"])
+
+    # mark_failed while pending (e.g. ADDRESS_NOT_FOUND), then return_to_sender.
+    await feed.publish(infra, topics.SHIPPING_EVENTS, shipment.failed(), shipment.returned())
+    assert await feed.wait_status(tenant, order["id"], "returned") == "returned"
+    events = await _events(tenant, order["id"])
+    assert [e["type"] for e in events] == ["order.placed", "order.paid", "order.returned"]
+
+
 async def test_a_redelivered_or_retried_shipment_in_transit_ships_the_order_once(
     tenant: Tenant, infra: Infra
 ):
