@@ -164,6 +164,8 @@ class MarkShipped:
 
 @dataclass(frozen=True)
 class MarkDelivered:
+    """The shipment reached its recipient (``deliver``)."""
+
     shipment_id: str
     target: ClassVar[OrderStatus] = OrderStatus.delivered
     shipment_status: ClassVar[str] = "delivered"
@@ -171,6 +173,8 @@ class MarkDelivered:
 
 @dataclass(frozen=True)
 class MarkReturned:
+    """The shipment went back to the sender (``return_to_sender``), sent out or not."""
+
     shipment_id: str
     target: ClassVar[OrderStatus] = OrderStatus.returned
     shipment_status: ClassVar[str] = "returned"
@@ -282,7 +286,8 @@ def evolve(state: Order, event: OrderEvent) -> Order:
 
 
 # The order event each shipment command appends.
-_SHIPMENT_NEWS: dict[type[ShipmentCommand], type[OrderShipped | OrderDelivered | OrderReturned]] = {
+_SHIPMENT_NEWS: dict[type[ShipmentCommand], type[OrderShipped | OrderDelivered | OrderReturned]]
+_SHIPMENT_NEWS = {
     MarkShipped: OrderShipped,
     MarkDelivered: OrderDelivered,
     MarkReturned: OrderReturned,
