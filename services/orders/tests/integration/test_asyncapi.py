@@ -1,6 +1,7 @@
 """orders' AsyncAPI document is derived from its event classes and its subscription table:
 it lists the public order events it publishes (never the private stock events) and only the
-payment events it subscribes to."""
+payment and shipment events it subscribes to (none of the shipment's offers or failed attempts;
+the shipment tests show the group really reads the shipping topic)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def sides(document: dict[str, Any]) -> tuple[set[tuple[str, str]], set[tuple[str
     return published, consumed
 
 
-async def test_the_document_lists_public_order_events_and_only_the_subscribed_payment_events(
+async def test_the_document_lists_public_order_events_and_only_the_subscribed_events(
     tenant: Tenant,
 ):
     response = await tenant.service.get("/asyncapi.json")
@@ -41,4 +42,7 @@ async def test_the_document_lists_public_order_events_and_only_the_subscribed_pa
     assert consumed == {
         (topics.PAYMENTS_EVENTS, "payment.captured"),
         (topics.PAYMENTS_EVENTS, "payment.failed"),
+        (topics.SHIPPING_EVENTS, "shipment.in_transit"),
+        (topics.SHIPPING_EVENTS, "shipment.delivered"),
+        (topics.SHIPPING_EVENTS, "shipment.returned"),
     }

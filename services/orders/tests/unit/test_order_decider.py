@@ -1,12 +1,20 @@
 """Given events, when a command, then events: the order decider's rules."""
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from waybill.common.contracts.orders import Address, Customer, LineItem, OrderCancelled
+from waybill.common.contracts.orders import (
+    Address,
+    Customer,
+    LineItem,
+    OrderCancelled,
+    OrderReturned,
+    OrderShipped,
+)
 from waybill.orders.domain import order as o
 from waybill.orders.domain.errors import (
     CannotCancelAfterShipping,
@@ -124,6 +132,158 @@ def test_no_accepted_command_sequence_leaves_the_state_machine(sequence):
             assert state.status in o.TRANSITIONS[before], (before, state.status)
             before = state.status
         assert state.version >= 1
+
+
+# --- every move of the table is made by some command, and no other ---------------------------
+
+ALL_COMMANDS = [
+    o.MarkPaid("pay_1"),
+    o.MarkPaymentFailed("declined"),
+    o.CancelOrder(),
+    o.ExpireOrder(now=NOW + timedelta(hours=1)),
+    o.MarkShipped("shp_1"),
+    o.MarkDelivered("shp_1"),
+    o.MarkReturned("shp_1"),
+]
+
+
+def test_the_moves_commands_make_are_exactly_the_transitions_table():
+    """Every state reachable from a placed order, explored breadth first: the status moves
+    the decider makes are TRANSITIONS' (no more, and none of the table's left out)."""
+    start = given_events(place())
+    table = {(before, after) for before, targets in o.TRANSITIONS.items() for after in targets}
+    made = {(o.OrderStatus.new, o.OrderStatus.pending_payment)}
+    seen, frontier = {start.status}, [start]
+    while frontier:
+        state = frontier.pop()
+        for command in ALL_COMMANDS:
+            try:
+                events = o.decide(state, command)
+            except (InvalidTransition, CannotCancelAfterShipping):
+                continue
+            after = state
+            for event in events:
+                after = o.evolve(after, event)
+            if after.status is not state.status:
+                made.add((state.status, after.status))
+            if after.status not in seen:
+                seen.add(after.status)
+                frontier.append(after)
+    assert made == table
+
+
+# --- following the shipment ---------------------------------------------------------------
+
+
+def paid() -> o.Order:
+    return given_events(place(), o.MarkPaid("pay_1"))
+
+
+def test_a_returned_order_whose_shipment_goes_out_again_is_shipped_again_then_delivered():
+    state = given_events(
+        place(), o.MarkPaid("pay_1"), o.MarkShipped("shp_1"), o.MarkReturned("shp_1")
+    )
+    assert state.status is o.OrderStatus.returned
+    [event] = o.decide(state, o.MarkShipped("shp_1"))
+    assert isinstance(event, OrderShipped)
+    state = o.evolve(state, event)
+    assert state.status is o.OrderStatus.shipped
+    [event] = o.decide(state, o.MarkDelivered("shp_1"))
+    assert o.evolve(state, event).status is o.OrderStatus.delivered
+
+
+def test_a_shipment_sent_out_again_after_a_failed_attempt_changes_nothing():
+    state = given_events(place(), o.MarkPaid("pay_1"), o.MarkShipped("shp_1"))
+    assert o.decide(state, o.MarkShipped("shp_1")) == []
+
+
+@pytest.mark.parametrize("command", [o.MarkDelivered("shp_1"), o.MarkReturned("shp_1")])
+def test_the_same_shipment_news_twice_changes_nothing_the_second_time(command):
+    state = given_events(place(), o.MarkPaid("pay_1"), o.MarkShipped("shp_1"), command)
+    assert state.status is command.target
+    assert o.decide(state, command) == []
+
+
+def test_a_shipment_returned_before_it_went_out_returns_the_paid_order():
+    [event] = o.decide(paid(), o.MarkReturned("shp_1"))
+    assert isinstance(event, OrderReturned)
+    assert o.evolve(paid(), event).status is o.OrderStatus.returned
+
+
+@pytest.mark.parametrize(
+    "command", [o.MarkShipped("shp_1"), o.MarkDelivered("shp_1"), o.MarkReturned("shp_1")]
+)
+def test_shipment_news_for_an_order_cancelled_meanwhile_is_ignored_not_refused(command):
+    state = given_events(place(), o.MarkPaid("pay_1"), o.CancelOrder())
+    assert o.ignores_shipment(state)
+    assert o.decide(state, command) == []
+
+
+@pytest.mark.parametrize(
+    ("commands", "news"),
+    [
+        ((), o.MarkShipped("shp_1")),  # an unpaid order has no shipment
+        ((o.MarkPaid("pay_1"),), o.MarkDelivered("shp_1")),  # delivered, never sent out
+        ((o.MarkPaid("pay_1"), o.MarkShipped("s"), o.MarkDelivered("s")), o.MarkShipped("s")),
+    ],
+)
+def test_shipment_news_that_skips_a_step_is_an_invalid_transition(commands, news):
+    state = given_events(place(), *commands)
+    assert not o.ignores_shipment(state)
+    with pytest.raises(InvalidTransition):
+        o.decide(state, news)
+
+
+# The shipment's own machine (CONTRACT.md § shipping): action -> status, per status.
+SHIPMENT_MOVES = {
+    "pending": {"ship": "in_transit", "mark_failed": "failed"},
+    "in_transit": {"deliver": "delivered", "mark_failed": "failed", "return_to_sender": "returned"},
+    "failed": {"return_to_sender": "returned", "retry_delivery": "in_transit"},
+    "returned": {"retry_delivery": "in_transit"},
+    "delivered": {},
+}
+# The shipment statuses orders follows, and the command each one's event asks for.
+FOLLOWED = {"in_transit": o.MarkShipped, "delivered": o.MarkDelivered, "returned": o.MarkReturned}
+
+
+@settings(max_examples=300)
+@given(
+    choices=st.lists(st.integers(min_value=0, max_value=2), max_size=10),
+    redelivered=st.lists(st.booleans(), min_size=10, max_size=10),
+    cancel_at=st.one_of(st.none(), st.integers(min_value=0, max_value=10)),
+)
+def test_any_shipment_walk_is_followed_without_a_refusal_and_the_order_ends_where_it_did(
+    choices, redelivered, cancel_at
+):
+    """Any walk of the shipment's machine, each news possibly delivered twice, with the order
+    possibly cancelled at any point (refused once shipped): the decider never raises, and the
+    order ends in the status of the shipment's last followed news (cancelled if that came
+    first), i.e. a real shipment never dead-letters in orders."""
+    state, shipment, last_news, news_before_cancel = paid(), "pending", None, None
+    for step, choice in enumerate(choices):
+        if cancel_at == step:
+            with contextlib.suppress(CannotCancelAfterShipping):
+                state = given_events_on(state, o.CancelOrder())
+                news_before_cancel = last_news
+        moves = sorted(SHIPMENT_MOVES[shipment].items())
+        if not moves:
+            break
+        _, shipment = moves[choice % len(moves)]
+        if shipment not in FOLLOWED:
+            continue
+        last_news = FOLLOWED[shipment]("shp_1")
+        for _ in range(2 if redelivered[step] else 1):
+            state = given_events_on(state, last_news)  # raises on a refusal
+    if state.status is o.OrderStatus.cancelled:
+        assert news_before_cancel is None  # cancelled while nothing had moved it yet
+    else:
+        assert state.status is (last_news.target if last_news else o.OrderStatus.paid)
+
+
+def given_events_on(state: o.Order, command: o.Command) -> o.Order:
+    for event in o.decide(state, command):
+        state = o.evolve(state, event)
+    return state
 
 
 @pytest.mark.parametrize("closing", [o.CancelOrder(), o.ExpireOrder(now=NOW + timedelta(hours=1))])

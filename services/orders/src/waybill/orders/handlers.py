@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from waybill.common.contracts.orders import Address, Customer, LineItem, OrderEvent
+from waybill.common.contracts.orders import OrderEvent
 from waybill.common.eventstore import (
     Caller,
     EventStore,
@@ -145,26 +145,15 @@ class OrderHandlers:
 
     async def apply_in(
         self, conn: AsyncConnection, caller: Caller, order_id: str, command: o.Command
-    ) -> None:
-        """Run ``command`` inside the caller's transaction (e.g. a consumer's, with its inbox)."""
-        row = await db.lock_order(conn, caller.tenant_id, order_id)
-        if row is None:
+    ) -> o.Order:
+        """Run ``command`` inside the caller's transaction (e.g. a consumer's, with its inbox);
+        returns the state it decided on."""
+        state = await db.lock_order(conn, caller.tenant_id, order_id)
+        if state is None:
             raise OrderNotFound(f"order {order_id} not found")
-        # The locked projection row is the snapshot: it moves with the stream in the same
-        # transactions, under this lock, so it is the state a full replay would give.
-        state = o.Order(
-            order_id=order_id,
-            status=o.OrderStatus(row["status"]),
-            version=row["version"],
-            items=tuple(LineItem.model_validate(item) for item in row["items"]),
-            total_cents=row["total_cents"],
-            expires_at=row["expires_at"],
-            customer=Customer.model_validate(row["customer"]),
-            shipping_address=Address.model_validate(row["shipping_address"]),
-        )
         events = o.decide(state, command)
         if not events:
-            return
+            return state
         after = state
         for event in events:
             after = o.evolve(after, event)
@@ -174,6 +163,26 @@ class OrderHandlers:
             await self.stock.settle(conn, caller, order_id, state.items, inv.Release)
         elif state.status is o.OrderStatus.pending_payment and after.status is o.OrderStatus.paid:
             await self.stock.settle(conn, caller, order_id, state.items, inv.Commit)
+        return state
+
+    async def follow_shipment(
+        self, conn: AsyncConnection, caller: Caller, order_id: str, command: o.ShipmentCommand
+    ) -> None:
+        """Move the order after its shipment, inside the consumer's transaction.
+
+        News the decider ignores because the order was cancelled first is acknowledged with a
+        warning, not dead-lettered (``waybill.orders.domain.order``): the order is right as it
+        is, and an operator decides what happens to the parcel.
+        """
+        before = await self.apply_in(conn, caller, order_id, command)
+        if o.ignores_shipment(before):
+            log.warning(
+                "order_shipment_ignored",
+                order_id=order_id,
+                shipment_id=command.shipment_id,
+                order_status=before.status.value,
+                shipment_status=command.shipment_status,
+            )
 
     async def _append_order(
         self,

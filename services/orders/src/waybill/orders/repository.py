@@ -15,7 +15,7 @@ only the keyset page opens its own (``newest_first_page`` does).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from waybill.common.contracts.orders import Address, Customer, LineItem
 from waybill.common.db import driver
 from waybill.common.keyset import Position, newest_first_page
 from waybill.orders import tables as t
@@ -74,9 +75,28 @@ async def insert_order(
     return row
 
 
-async def lock_order(conn: AsyncConnection, tenant_id: str, order_id: str) -> asyncpg.Record | None:
-    """Lock the tenant's order row until commit and return its snapshot columns."""
-    return await (await driver(conn)).fetchrow(LOCK_ORDER, order_id, tenant_id)
+async def lock_order(conn: AsyncConnection, tenant_id: str, order_id: str) -> o.Order | None:
+    """Lock the tenant's order row until commit and return its snapshot."""
+    row = await (await driver(conn)).fetchrow(LOCK_ORDER, order_id, tenant_id)
+    return None if row is None else snapshot(order_id, row)
+
+
+def snapshot(order_id: str, row: Mapping[str, Any]) -> o.Order:
+    """The order state an ``orders`` row holds (the columns ``LOCK_ORDER`` reads).
+
+    The locked projection row is the snapshot: it moves with the stream in the same
+    transactions, under the lock, so it is the state a full replay would give (the property
+    test ``test_snapshot_matches_stream`` checks this very function against a fold)."""
+    return o.Order(
+        order_id=order_id,
+        status=o.OrderStatus(row["status"]),
+        version=row["version"],
+        items=tuple(LineItem.model_validate(item) for item in row["items"]),
+        total_cents=row["total_cents"],
+        expires_at=row["expires_at"],
+        customer=Customer.model_validate(row["customer"]),
+        shipping_address=Address.model_validate(row["shipping_address"]),
+    )
 
 
 async def update_order(conn: AsyncConnection, after: o.Order, now: datetime) -> None:

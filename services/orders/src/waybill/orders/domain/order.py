@@ -2,10 +2,34 @@
 
 Status machine (anything else is INVALID_TRANSITION):
 
-    (new) --place--> pending_payment --pay--> paid --ship--> shipped --deliver--> delivered
-                     |  --fail payment--> payment_failed           |  --return--> returned
-                     |  --cancel--> cancelled   <--cancel-- paid   delivered --return--> returned
-                     |  --expire--> expired
+    (new)            --place-->          pending_payment
+    pending_payment  --pay-->            paid
+                     --fail payment-->   payment_failed
+                     --cancel-->         cancelled
+                     --expire-->         expired
+    paid             --ship-->           shipped
+                     --cancel-->         cancelled
+                     --return-->         returned  (failed before it went out, sent back)
+    shipped          --deliver-->        delivered
+                     --return-->         returned
+    delivered        --return-->         returned
+    returned         --ship-->           shipped   (sent out again: retry_delivery)
+
+Following the shipment (``MarkShipped``, ``MarkDelivered``, ``MarkReturned``: commands that
+come from shipping's events, never from a client). They must not dead-letter on an ordinary
+race, so each outcome is decided here, once:
+
+- the order already has the status the shipment reports -> no events (the shipment was sent out
+  again after a failed attempt while the order stayed ``shipped``, or the same news twice);
+- the order was cancelled meanwhile (``ignores_shipment``: the agent set off while the
+  cancellation was on its way; shipping withdraws only a pending shipment) -> no events; the
+  order keeps what its customer was told (cancelled, refunded) and the handler logs
+  ``order_shipment_ignored`` for an operator, because retrying could never change the answer;
+- a returned order whose shipment goes out again -> ``shipped``; a shipment returned to the
+  sender before it ever went out (failed while pending) -> the paid order is ``returned``;
+- anything else (news for an unpaid order, delivered before shipped, shipped after delivered)
+  -> INVALID_TRANSITION, dead-lettered: one shipment's events arrive in order (one stream, one
+  partition), so such a gap means a lost or mis-addressed event that an operator must see.
 """
 
 from __future__ import annotations
@@ -13,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from waybill.common.contracts.orders import (
     Address,
@@ -58,10 +83,12 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
             OrderStatus.expired,
         }
     ),
-    OrderStatus.paid: frozenset({OrderStatus.shipped, OrderStatus.cancelled}),
+    # paid -> returned: the shipment failed before it went out and went back to the sender.
+    OrderStatus.paid: frozenset({OrderStatus.shipped, OrderStatus.returned, OrderStatus.cancelled}),
     OrderStatus.shipped: frozenset({OrderStatus.delivered, OrderStatus.returned}),
     OrderStatus.delivered: frozenset({OrderStatus.returned}),
-    OrderStatus.returned: frozenset(),
+    # Sent out again (the shipment's retry_delivery after its return).
+    OrderStatus.returned: frozenset({OrderStatus.shipped}),
     OrderStatus.cancelled: frozenset(),
     OrderStatus.payment_failed: frozenset(),
     OrderStatus.expired: frozenset(),
@@ -69,6 +96,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 # An order closed while its payment was still under way: a late payment outcome changes nothing.
 CLOSED_BEFORE_PAYMENT = frozenset({OrderStatus.cancelled, OrderStatus.expired})
 SHIPPED_OR_LATER = frozenset({OrderStatus.shipped, OrderStatus.delivered, OrderStatus.returned})
+# Closed before its shipment moved: shipment news changes nothing (see the module docstring).
+CLOSED_BEFORE_SHIPPING = frozenset({OrderStatus.cancelled})
 # Statuses in which the order still holds a stock reservation (released on leaving them
 # for cancelled / payment_failed / expired; committed on payment).
 HOLDS_RESERVATION = frozenset({OrderStatus.pending_payment})
@@ -126,18 +155,34 @@ class ExpireOrder:
 
 @dataclass(frozen=True)
 class MarkShipped:
+    """The shipment went out (``ship``) or out again (``retry_delivery``)."""
+
     shipment_id: str
+    target: ClassVar[OrderStatus] = OrderStatus.shipped
+    shipment_status: ClassVar[str] = "in_transit"
 
 
 @dataclass(frozen=True)
 class MarkDelivered:
+    """The shipment reached its recipient (``deliver``)."""
+
     shipment_id: str
+    target: ClassVar[OrderStatus] = OrderStatus.delivered
+    shipment_status: ClassVar[str] = "delivered"
 
 
 @dataclass(frozen=True)
 class MarkReturned:
-    shipment_id: str
+    """The shipment went back to the sender (``return_to_sender``), sent out or not."""
 
+    shipment_id: str
+    target: ClassVar[OrderStatus] = OrderStatus.returned
+    shipment_status: ClassVar[str] = "returned"
+
+
+# A shipment's news as an order command: ``target`` is the order status it moves to,
+# ``shipment_status`` the shipment's status it reports (for the log of an ignored one).
+ShipmentCommand = MarkShipped | MarkDelivered | MarkReturned
 
 Command = (
     PlaceOrder
@@ -206,21 +251,8 @@ def decide(state: Order, command: Command) -> list[OrderEvent]:
             if state.expires_at is not None and command.now < state.expires_at:
                 return []
             return [OrderExpired(order_id=state.order_id)]
-        case MarkShipped():
-            if state.status is OrderStatus.shipped:
-                return []
-            _require(state, OrderStatus.shipped, "ship")
-            return [OrderShipped(order_id=state.order_id, shipment_id=command.shipment_id)]
-        case MarkDelivered():
-            if state.status is OrderStatus.delivered:
-                return []
-            _require(state, OrderStatus.delivered, "deliver")
-            return [OrderDelivered(order_id=state.order_id, shipment_id=command.shipment_id)]
-        case MarkReturned():
-            if state.status is OrderStatus.returned:
-                return []
-            _require(state, OrderStatus.returned, "return")
-            return [OrderReturned(order_id=state.order_id, shipment_id=command.shipment_id)]
+        case MarkShipped() | MarkDelivered() | MarkReturned():
+            return _follow_shipment(state, command)
     raise TypeError(f"unknown command {command!r}")  # pragma: no cover - exhaustive match
 
 
@@ -251,6 +283,28 @@ def evolve(state: Order, event: OrderEvent) -> Order:
             shipping_address=event.shipping_address,
         )
     return state
+
+
+# The order event each shipment command appends.
+_SHIPMENT_NEWS: dict[type[ShipmentCommand], type[OrderShipped | OrderDelivered | OrderReturned]]
+_SHIPMENT_NEWS = {
+    MarkShipped: OrderShipped,
+    MarkDelivered: OrderDelivered,
+    MarkReturned: OrderReturned,
+}
+
+
+def ignores_shipment(state: Order) -> bool:
+    """Whether shipment news leaves the order as it is because it was closed first (a race
+    with the order's own API, not an error: see the module docstring)."""
+    return state.status in CLOSED_BEFORE_SHIPPING
+
+
+def _follow_shipment(state: Order, command: ShipmentCommand) -> list[OrderEvent]:
+    if state.status is command.target or ignores_shipment(state):
+        return []
+    _require(state, command.target, f"follow a shipment {command.shipment_status} for")
+    return [_SHIPMENT_NEWS[type(command)](order_id=state.order_id, shipment_id=command.shipment_id)]
 
 
 def fold(order_id: str, events: list[OrderEvent]) -> Order:
