@@ -8,7 +8,6 @@ publishes, so shipping's consumer, dispatcher and API run as in production.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,14 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from waybill.common import topics
 from waybill.common.contracts.orders import Address, Customer, OrderCancelled, OrderPaid
 from waybill.common.db import create_databases
 from waybill.common.sealing import Sealer
 from waybill.devstack.eventually import eventually
-from waybill.devstack.records import envelope, publish, wait_caught_up
+from waybill.devstack.records import envelope, publish, read_records, wait_caught_up
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant, new_tenant, start_service
 from waybill.shipping.codes import DeliveryCodes
 
@@ -194,29 +192,18 @@ class ShippingTenant(Tenant):
 
 
 async def _sealed_code(infra: Infra, shipment_id: str, after: int) -> str | None:
-    consumer = AIOKafkaConsumer(
+    """The sealed code of the newest record of the shipment past version ``after``."""
+    found = await read_records(
+        infra.bootstrap_servers,
         topics.SHIPPING_EVENTS,
-        bootstrap_servers=infra.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        lambda r: (
+            r.key == shipment_id.encode()
+            and int(r.headers["ce_sequence"]) > after
+            and "delivery_code_sealed" in r.data
+        ),
     )
-    await consumer.start()
-    try:
-        latest: tuple[int, str] | None = None
-        while batch := await consumer.getmany(timeout_ms=500):
-            for records in batch.values():
-                for record in records:
-                    if record.key != shipment_id.encode():
-                        continue
-                    headers = dict(record.headers)
-                    version = int(headers["ce_sequence"])
-                    data = json.loads(record.value)
-                    fresher = latest is None or version > latest[0]
-                    if version > after and "delivery_code_sealed" in data and fresher:
-                        latest = (version, data["delivery_code_sealed"])
-        return latest[1] if latest else None
-    finally:
-        await consumer.stop()
+    newest = max(found, key=lambda r: int(r.headers["ce_sequence"]), default=None)
+    return newest.data["delivery_code_sealed"] if newest else None
 
 
 @pytest.fixture

@@ -4,12 +4,17 @@ A service's integration tests drive its consumer the way production does, throug
 records on the real topic, without running the producing service: ``envelope`` builds the
 record another service would publish (CloudEvents binary mode), ``publish`` sends it, and
 ``wait_caught_up`` waits until a consumer group has committed past everything on a topic (so a
-test can then assert that something did *not* happen).
+test can then assert that something did *not* happen), and ``read_records`` reads what a topic
+holds (a service's own events, the dead letters) as the next service would.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -64,11 +69,7 @@ async def wait_caught_up(
     await admin.start()
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()  # refresh metadata once
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await _partitions(bootstrap_servers, topic)
         ends = await consumer.end_offsets(tps)
 
         async def behind() -> dict[TopicPartition, tuple[int, int]]:
@@ -90,3 +91,50 @@ async def wait_caught_up(
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def _partitions(bootstrap_servers: str, topic: str) -> list[TopicPartition]:
+    # A producer's partitions_for fetches the topic's metadata; a consumer without a group
+    # only knows topics it has been assigned.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+    await producer.start()
+    try:
+        return [TopicPartition(topic, p) for p in sorted(await producer.partitions_for(topic))]
+    finally:
+        await producer.stop()
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    headers: dict[str, str]
+    data: Any
+
+
+async def read_records(
+    bootstrap_servers: str,
+    topic: str,
+    where: Callable[[Record], bool] = lambda record: True,
+    *,
+    timeout_s: float = 60,
+) -> list[Record]:
+    """The records on ``topic`` now (from its start to its end offsets) that ``where`` keeps."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await _partitions(bootstrap_servers, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found: list[Record] = []
+        async with asyncio.timeout(timeout_s):
+            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    for raw in batch:
+                        headers = {k: v.decode(errors="replace") for k, v in raw.headers}
+                        record = Record(raw.key, headers, json.loads(raw.value))
+                        if where(record):
+                            found.append(record)
+        return found
+    finally:
+        await consumer.stop()
