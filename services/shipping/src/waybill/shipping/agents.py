@@ -170,6 +170,7 @@ class AgentDirectory:
             require_delivery_code=bool(row is not None and row.require_delivery_code),
             offer_wave_size=wave_size,
             offer_ttl_s=ttl.total_seconds(),
+            sla_hours=self.policy.sla_of_tenant(row).total_seconds() / 3600,
         )
 
 

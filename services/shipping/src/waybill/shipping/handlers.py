@@ -87,6 +87,10 @@ class Policy:
             self.offer_ttl if ttl_s is None else timedelta(seconds=ttl_s),
         )
 
+    def sla_of_tenant(self, settings: Any | None) -> timedelta:
+        hours = getattr(settings, "sla_hours", None)
+        return self.sla if hours is None else timedelta(hours=hours)
+
 
 @dataclass
 class ShippingHandlers:
@@ -114,7 +118,8 @@ class ShippingHandlers:
             # waits; nobody can be offered a parcel without a postal code.
             log.warning("shipment_address_missing", order_id=event.order_id)
         now = self.clock()
-        command = s.CreateShipment(shipment_id, event.order_id, postal_code, now + self.policy.sla)
+        sla = self.policy.sla_of_tenant(await db.tenant_settings(conn, caller.tenant_id))
+        command = s.CreateShipment(shipment_id, event.order_id, postal_code, now + sla)
         state = s.Shipment(shipment_id=shipment_id)
         events = s.decide(state, command)
         created = s.evolve_all(state, events)

@@ -77,3 +77,6 @@ class SettingsIn(StrictModel):
         | None
     ) = None
     offer_ttl_s: Annotated[float, Field(gt=0, le=86400)] | None = None
+    sla_hours: (
+        Annotated[float, Field(gt=0, le=24 * 365, description="a new shipment is due after")] | None
+    ) = None

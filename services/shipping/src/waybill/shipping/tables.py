@@ -139,5 +139,6 @@ tenant_settings = Table(
     # The tenant's own dispatch policy; NULL: the service's (WAYBILL_SHIPPING_OFFER_*).
     Column("offer_wave_size", Integer, nullable=True),
     Column("offer_ttl_s", Float, nullable=True),
+    Column("sla_hours", Float, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

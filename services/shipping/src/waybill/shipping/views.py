@@ -134,3 +134,4 @@ class SettingsView(BaseModel):
     require_delivery_code: bool
     offer_wave_size: int = Field(description="agents per wave (0 = every eligible agent)")
     offer_ttl_s: float = Field(description="how long an offer stays open")
+    sla_hours: float = Field(description="a new shipment is due this long after it is created")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 00:55:23.921165
+Create Date: 2026-12-02 01:07:02.172941
 
 """
 from typing import Sequence, Union
@@ -119,6 +119,7 @@ def upgrade() -> None:
     sa.Column('require_delivery_code', sa.Boolean(), server_default='false', nullable=False),
     sa.Column('offer_wave_size', sa.Integer(), nullable=True),
     sa.Column('offer_ttl_s', sa.Float(), nullable=True),
+    sa.Column('sla_hours', sa.Float(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id')
     )
