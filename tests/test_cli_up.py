@@ -7,6 +7,7 @@ no test depends on another having run. Nothing here uses the fixed default ports
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -250,6 +251,44 @@ async def test_an_order_placed_over_http_appears_on_the_orders_topic(stack: Wayb
     finally:
         await consumer.stop()
     assert "order.placed" in found_types, f"no order.placed for {order_id} on the topic"
+
+
+def test_load_with_agents_runs_every_paid_order_on_to_delivered(
+    stack: WaybillUp, tmp_path: Path
+) -> None:
+    assert "shipping" in stack.record().processes
+    summary = tmp_path / "load.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waybill.cli.main",
+            "load",
+            "--rate",
+            "5",
+            "--duration",
+            "2",
+            "--mix",
+            "ok=1",
+            "--agents",
+            "2",
+            "--drain",
+            "60",
+            "--json",
+            str(summary),
+        ],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr + result.stdout
+    outcome = json.loads(summary.read_text())
+    paid = outcome["kinds"]["all"]["paid"]
+    assert paid == outcome["kinds"]["all"]["placed"] > 0
+    assert outcome["delivery"]["delivered"] == paid, outcome["delivery"]
+    assert "delivery agents:" in result.stdout
 
 
 def test_a_killed_orders_process_is_restarted_by_the_supervisor(stack: WaybillUp) -> None:

@@ -182,12 +182,21 @@ def load(
         float, typer.Option("--drain", help="Seconds to wait for orders to settle afterwards")
     ] = 10.0,
     skus: Annotated[int, typer.Option("--skus", min=1, help="Distinct skus to spread over")] = 20,
+    agents: Annotated[
+        int,
+        typer.Option(
+            "--agents",
+            min=0,
+            help="Delivery agents that accept, ship and deliver every paid order (shipping)",
+        ),
+    ] = 0,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the summary as JSON here")
     ] = None,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Place orders at an offered rate against a running stack; live progress, then a summary."""
+    """Place orders at an offered rate against a running stack; live progress, then a summary.
+    With ``--agents N``, N delivery agents take each paid order on to delivered."""
     import json
 
     from waybill.cli.keys import StackNotReachable
@@ -200,7 +209,7 @@ def load(
         raise typer.BadParameter(str(exc), param_hint="--mix") from exc
     if rate <= 0 or duration <= 0:
         raise typer.BadParameter("--rate and --duration must be positive")
-    options = LoadOptions(rate, duration, weights, concurrency, drain, skus)
+    options = LoadOptions(rate, duration, weights, concurrency, drain, skus, agents)
     settings = _settings(state_dir)
     creds = None
     if key is not None:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from waybill.cli.load.agents import AgentFleet
 from waybill.cli.load.client import LoadGenerator, Target, http_client, sku_names, stock_skus
 from waybill.cli.load.outcomes import SettlementWatcher, fetch_outcomes, pending_payment_left
 from waybill.cli.load.output import print_summary, status_line
@@ -42,19 +43,31 @@ async def issue_load_credentials(settings: WaybillSettings, url: str) -> Credent
     return Credentials(url, service.key, admin.key, tenant)
 
 
-def orders_url(settings: WaybillSettings) -> str | None:
-    """The orders URL recorded in the running stack's ``up.json``, if any."""
+def service_url(settings: WaybillSettings, name: str) -> str | None:
+    """The URL of service ``name`` recorded in the running stack's ``up.json``, if any."""
     record = running_stack(StateDir(settings.state_dir))
-    process = record.processes.get("orders") if record else None
+    process = record.processes.get(name) if record else None
     return process.url if process else None
 
 
-async def _run(creds: Credentials, options: LoadOptions, console: Console) -> dict[str, Any]:
+def orders_url(settings: WaybillSettings) -> str | None:
+    return service_url(settings, "orders")
+
+
+async def _run(
+    creds: Credentials, options: LoadOptions, console: Console, shipping_url: str
+) -> dict[str, Any]:
     skus = sku_names(options.sku_count)
     target = Target(creds.url, creds.service_key, skus)
     async with http_client(options.concurrency) as client:
         if creds.admin_key is not None:
             await stock_skus(client, creds.url, creds.admin_key, skus)
+        fleet = None
+        if options.agents:
+            if creds.admin_key is None:
+                raise ValueError("--agents needs an admin key (--admin-key) to add agents with")
+            fleet = await AgentFleet.enlist(client, shipping_url, creds.admin_key, options.agents)
+            delivering = asyncio.create_task(fleet.run())
         watcher = SettlementWatcher(client, target)
         generator = LoadGenerator(
             client, target, concurrency=options.concurrency, on_placed=watcher.track
@@ -69,7 +82,10 @@ async def _run(creds: Credentials, options: LoadOptions, console: Console) -> di
             deadline: float | None = None
             while True:
                 elapsed = time.monotonic() - started
-                live.update(Text(status_line(generator, watcher, window, elapsed)))
+                line = status_line(generator, watcher, window, elapsed)
+                if fleet is not None:
+                    line += f"  delivered {len(fleet.delivered):,}"
+                live.update(Text(line))
                 if placing.done() and deadline is None:
                     await placing  # re-raises what the generator raised
                     deadline = time.monotonic() + options.drain_s
@@ -85,7 +101,19 @@ async def _run(creds: Credentials, options: LoadOptions, console: Console) -> di
             outcomes = await fetch_outcomes(
                 client, target, (p.order_id for p in placed if p.order_id)
             )
-    return summarise(generator.placements, outcomes, options, tenant_id=creds.tenant_id)
+        if fleet is not None:
+            # Every paid order (now known exactly) on to delivered, within what is left of
+            # the drain time (at least a few seconds: shipping starts after payment).
+            paid = sum(o.status == "paid" for o in outcomes.values())
+            left = max(5.0, (deadline or time.monotonic()) - time.monotonic())
+            with console.status(f"delivering {paid:,} paid orders"):
+                await fleet.wait_delivered(paid, timeout_s=left)
+            fleet.stop()
+            await delivering
+    result = summarise(generator.placements, outcomes, options, tenant_id=creds.tenant_id)
+    if fleet is not None:
+        result["delivery"] = fleet.summary()
+    return result
 
 
 def run(
@@ -101,6 +129,7 @@ def run(
         target_url = url or orders_url(settings) or f"http://127.0.0.1:{ports.ORDERS}"
         creds = asyncio.run(issue_load_credentials(settings, target_url))
         console.print(f"tenant {creds.tenant_id}, orders at {creds.url}")
-    result = asyncio.run(_run(creds, options, console))
+    shipping = service_url(settings, "shipping") or f"http://127.0.0.1:{ports.SHIPPING}"
+    result = asyncio.run(_run(creds, options, console, shipping))
     print_summary(console, result)
     return result

@@ -56,3 +56,5 @@ def print_summary(console: Console, result: Mapping[str, Any]) -> None:
     console.print(
         "errors: " + (", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())) or "none")
     )
+    if delivery := result.get("delivery"):
+        console.print("delivery agents: " + ", ".join(f"{k} {v:,}" for k, v in delivery.items()))

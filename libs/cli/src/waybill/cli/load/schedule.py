@@ -34,6 +34,7 @@ class LoadOptions:
     concurrency: int
     drain_s: float
     sku_count: int
+    agents: int = 0  # delivery agents taking each paid order on to delivered (load/agents.py)
 
 
 def parse_mix(text: str) -> dict[str, float]:
