@@ -1,6 +1,6 @@
 """Schema-driven fuzzing of every HTTP service: schemathesis with all its checks.
 
-    .venv/bin/python .ci/fuzz.py            # start a stack, fuzz orders, payments, sandbox
+    .venv/bin/python .ci/fuzz.py            # start a stack, fuzz every service
     .venv/bin/python .ci/fuzz.py --serve    # start the stack and print its URLs and keys
 
 Starts embedded PostgreSQL and Kafka on free loopback ports (or uses WAYBILL_DATABASE_URL /
@@ -11,7 +11,7 @@ real API keys for a fresh tenant, and runs ``schemathesis run`` against each ser
 exclusion with its reason, are in ``.ci/schemathesis.toml``. Exit status: non-zero on any
 failure.
 
-Each service is fuzzed once per role its routes accept (``service`` and ``admin``): a route
+Each service is fuzzed once per role its routes accept (``service``, ``admin``, ``agent``): a route
 refusing a key of the wrong role with 403 is declared, but only the right role reaches the
 handler, where the conformance failures live.
 """
@@ -30,6 +30,8 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from waybill.common import topics
 from waybill.common.auth import ensure_auth_schema, issue_key
@@ -57,6 +59,8 @@ TARGETS = [
     Target("orders", "admin"),
     Target("payments", "service"),
     Target("payments", "admin"),
+    Target("shipping", "admin"),
+    Target("shipping", "agent"),
     Target("sandbox", None),
 ]
 
@@ -92,14 +96,25 @@ def start_stack(root: Path) -> tuple[Infra, dict[str, ServiceProcess], list[obje
     return infra, services, servers
 
 
-def issue_keys(infra: Infra) -> dict[str, str]:
+def issue_keys(infra: Infra, shipping_url: str) -> dict[str, str]:
+    """A fresh tenant's service and admin keys, and the key of a real delivery agent of it
+    (an agent key belongs to an agent: shipping creates both, ``POST /agents``)."""
     tenant = f"t_fuzz_{uuid.uuid4().hex[:8]}"
 
     async def issue() -> dict[str, str]:
-        return {
+        keys = {
             role: (await issue_key(infra.settings(), tenant_id=tenant, role=role)).key
             for role in ("service", "admin")
         }
+        async with httpx.AsyncClient(base_url=shipping_url, timeout=30) as client:
+            agent = await client.post(
+                "/agents",
+                json={"name": "fuzz agent", "service_zip_codes": ["12345"]},
+                headers={"Authorization": f"Bearer {keys['admin']}"},
+            )
+            agent.raise_for_status()
+            keys["agent"] = agent.json()["api_key"]
+        return keys
 
     return asyncio.run(issue())
 
@@ -139,7 +154,7 @@ def main() -> int:
     servers: list[object] = []
     try:
         infra, services, servers = start_stack(root)
-        keys = issue_keys(infra)
+        keys = issue_keys(infra, services["shipping"].url)
         if args.serve:
             for name, service in services.items():
                 print(f"{name}: {service.url}")

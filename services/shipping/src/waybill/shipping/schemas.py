@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import time
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from waybill.common.contracts.shipping import FAILURE_REASONS
-from waybill.common.http.models import JSON_INTEGER, StrictModel
+from waybill.common.http.models import JSON_INTEGER
+from waybill.common.http.models import StrictModel as ClosedModel
 from waybill.shipping.domain.agents import Shift
 
 POSTAL_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 -]{0,15}$"
@@ -18,6 +19,13 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Notes = Annotated[str, Field(max_length=1000)]
 Capacity = Annotated[int, Field(ge=1, le=1000), JSON_INTEGER]
 FailureReason = Literal[FAILURE_REASONS]  # type: ignore[valid-type]
+
+
+class StrictModel(ClosedModel):
+    """Closed (unknown fields 422) and strict: ``false`` is not a weekday, ``"3"`` not a
+    capacity (JSON integers written as ``3.0`` still are, ``JSON_INTEGER``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ShiftIn(StrictModel):
