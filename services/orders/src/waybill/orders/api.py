@@ -19,14 +19,14 @@ from waybill.common.http.pagination import (
     encode_cursor,
     page_params,
 )
-from waybill.common.http.problems import ProblemError
+from waybill.common.http.streams import EventView, after_version, stream_page
 from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.orders.domain import errors
 from waybill.orders.domain import order as o
 from waybill.orders.domain.order import OrderStatus
 from waybill.orders.handlers import OrderHandlers, request_fingerprint
 from waybill.orders.schemas import SKU_PATTERN, PlaceOrderIn, SetStockIn
-from waybill.orders.views import EventView, OrderView, StockView
+from waybill.orders.views import OrderView, StockView
 
 router = APIRouter()
 Sku = Annotated[str, Path(pattern=SKU_PATTERN)]
@@ -164,26 +164,10 @@ async def order_events(
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[EventView]:
     """The order's event stream, in version order, a page at a time."""
-    after_version = page.after.get("v", 0) if page.after else 0
-    if not isinstance(after_version, int) or after_version < 0:
-        raise ProblemError(422, "INVALID_CURSOR", "Invalid cursor", "not a cursor of this list")
     recorded, last = await svc.order_events(
-        principal.tenant_id, order_id, after_version=after_version, limit=page.limit
+        principal.tenant_id, order_id, after_version=after_version(page), limit=page.limit
     )
-    items = [
-        EventView(
-            id=str(r.event_id),
-            type=r.type,
-            version=r.version,
-            schema_version=r.schema_version,
-            data=r.data,
-            recorded_at=r.recorded_at,
-            global_position=r.global_position,
-        )
-        for r in recorded
-    ]
-    next_cursor = encode_cursor({"v": last}) if last is not None else None
-    return Page[EventView](items=items, next_cursor=next_cursor)
+    return stream_page(recorded, last)
 
 
 @router.post(

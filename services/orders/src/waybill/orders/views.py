@@ -49,13 +49,3 @@ class StockView(BaseModel):
     available: int
     reserved: int
     version: int
-
-
-class EventView(BaseModel):
-    id: str
-    type: str
-    version: int
-    schema_version: int
-    data: dict[str, Any]
-    recorded_at: datetime
-    global_position: int
