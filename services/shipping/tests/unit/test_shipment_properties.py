@@ -139,7 +139,8 @@ def command_for(
 def onwards(
     state: s.Shipment, now: datetime, i: int, require_code: bool, typed: str | None
 ) -> s.Command:
-    """The command that takes ``state`` a step towards delivery (the code typed may be wrong)."""
+    """The command that takes ``state`` a step towards delivery (the code typed may be wrong,
+    a retry may be one too many)."""
     offer, agent = state.offer, state.agent_id or AGENTS[0]
     issued = s.IssuedCode(code_hash=f"hash-{i}", sealed=f"sealed-{i}")
     match state.status:
@@ -153,10 +154,8 @@ def onwards(
             return s.Ship(agent, issued)
         case S.in_transit:
             return s.Deliver(agent, now, require_code=require_code, code_hash=typed)
-        case S.failed | S.returned if state.attempts < MAX_ATTEMPTS:
+        case S.failed | S.returned:  # refused once the attempts are used up: that is the point
             return s.RetryDelivery(agent, issued, max_attempts=MAX_ATTEMPTS)
-        case S.failed:
-            return s.ReturnToSender(agent)
     return s.BreachSla(now=now)
 
 
