@@ -198,10 +198,14 @@ def final(moves: list[Move]) -> s.Shipment:
     return moves[-1].after
 
 
+# No deadline: the machine is shared with other test sessions, and a slow example is no bug.
+PROPERTY = settings(max_examples=400, deadline=None)
+
+
 # --- (a) only table transitions happen ----------------------------------------------------
 
 
-@settings(max_examples=400)
+@PROPERTY
 @given(scenarios)
 def test_every_status_change_is_a_move_of_the_transitions_table(scenario):
     for move in run(scenario):
@@ -229,7 +233,7 @@ def as_stored(event: DomainEvent) -> DomainEvent:
     return decoded
 
 
-@settings(max_examples=400)
+@PROPERTY
 @given(scenarios)
 def test_the_stream_read_back_from_storage_folds_to_the_state_reached_step_by_step(scenario):
     moves = run(scenario)
@@ -242,7 +246,7 @@ def test_the_stream_read_back_from_storage_folds_to_the_state_reached_step_by_st
 # --- (c) attempts stay within the maximum ---------------------------------------------------
 
 
-@settings(max_examples=400)
+@PROPERTY
 @given(scenarios)
 def test_delivery_attempts_never_exceed_the_maximum(scenario):
     for move in run(scenario):
@@ -252,7 +256,7 @@ def test_delivery_attempts_never_exceed_the_maximum(scenario):
 # --- (d) one winner, one assignee ----------------------------------------------------------
 
 
-@settings(max_examples=400)
+@PROPERTY
 @given(scenarios)
 def test_a_shipment_has_at_most_one_accepted_assignment_and_never_changes_its_agent(scenario):
     moves = run(scenario)
@@ -267,7 +271,7 @@ def test_a_shipment_has_at_most_one_accepted_assignment_and_never_changes_its_ag
 # --- (e) one SLA breach --------------------------------------------------------------------
 
 
-@settings(max_examples=400)
+@PROPERTY
 @given(scenarios)
 def test_a_stream_reports_its_sla_breach_at_most_once(scenario):
     moves = run(scenario)
