@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from waybill.shipping.domain.shipment import Shipment
 
@@ -23,6 +23,8 @@ class Shift:
     end: time
 
     def covers(self, now: datetime) -> bool:
+        if now.tzinfo is not None:
+            now = now.astimezone(UTC)  # the weekday and hours of a shift are UTC's
         day_start = datetime.combine(now.date(), time(0), tzinfo=now.tzinfo)
         # The shift that began today, and the one that began yesterday (it may run past midnight).
         for back in (0, 1):
