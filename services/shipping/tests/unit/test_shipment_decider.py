@@ -475,7 +475,7 @@ def test_a_new_attempt_replaces_the_code_and_clears_the_wrong_tries():
 def test_a_code_is_reset_only_while_in_transit(status):
     with pytest.raises(InvalidTransition) as err:
         s.decide(given(*REACHING[status]), s.ResetCode(code=code(9)))
-    assert err.value.extra == {"status": status.value}
+    assert err.value.extra == {"current_status": status.value}
 
 
 # --- cancel --------------------------------------------------------------------------------
@@ -567,7 +567,7 @@ def test_every_move_outside_the_table_is_an_invalid_transition_naming_the_status
     with pytest.raises(InvalidTransition) as err:
         s.decide(given(*REACHING[status]), COMMAND_FOR[action])
     assert err.value.code == "INVALID_TRANSITION"
-    assert err.value.extra == {"status": status.value}
+    assert err.value.extra == {"current_status": status.value}
     assert status.value in err.value.detail
 
 
