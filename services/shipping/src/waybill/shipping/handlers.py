@@ -40,7 +40,7 @@ from waybill.common.keyset import Position
 from waybill.shipping import repository as db
 from waybill.shipping.codes import DeliveryCodes
 from waybill.shipping.domain import shipment as s
-from waybill.shipping.domain.agents import eligible, next_wave
+from waybill.shipping.domain.agents import eligible, next_wave, waits_for_a_shift
 from waybill.shipping.domain.errors import (
     AgentAtCapacity,
     AssignmentConflict,
@@ -250,13 +250,19 @@ class ShippingHandlers:
         candidates = await db.candidates(conn, caller.tenant_id, state.postal_code)
         wave = next_wave(state, eligible(candidates, now), wave_size)
         if not wave:
-            await db.project_shipment(
-                conn, state, now, dispatch_at=now + self.policy.waiting_recheck
+            # Waiting costs nothing while nobody can take it: it is looked at again only when
+            # a shift may start (the recheck), or when an agent event wakes it (wake_waiting).
+            recheck = (
+                now + self.policy.waiting_recheck
+                if waits_for_a_shift(candidates, state, now)
+                else None
             )
+            await db.project_shipment(conn, state, now, dispatch_at=recheck)
             log.info(
                 "shipment_offer_waiting",
                 shipment_id=state.shipment_id,
                 postal_code=state.postal_code,
+                recheck=recheck is not None,
             )
             return state
         offer = s.OfferWave(f"asg_{uuid.uuid4().hex}", wave, now + offer_ttl)

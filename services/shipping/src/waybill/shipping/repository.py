@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -210,7 +210,8 @@ async def wake_waiting(
             t.shipments.c.agent_id.is_(None),
             t.shipments.c.open_assignment_id.is_(None),
             t.shipments.c.postal_code.in_(list(zip_codes)),
-            t.shipments.c.dispatch_at > now,
+            # Waiting for an event (NULL) or for a later recheck.
+            or_(t.shipments.c.dispatch_at.is_(None), t.shipments.c.dispatch_at > now),
         )
         .values(dispatch_at=now)
     )

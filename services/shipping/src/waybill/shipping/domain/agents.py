@@ -83,3 +83,16 @@ def next_wave(state: Shipment, eligible_ids: Sequence[str], wave_size: int) -> t
     if fresh:
         return tuple(fresh if wave_size <= 0 else fresh[:wave_size])
     return tuple(candidates)
+
+
+def waits_for_a_shift(candidates: Sequence[Candidate], state: Shipment, now: datetime) -> bool:
+    """Whether time alone may make someone eligible: an agent serving the postal code who is
+    active, under capacity and did not decline, but is off shift now. Otherwise only an event
+    can (a new or changed agent, freed capacity), and each of those wakes the shipment."""
+    return any(
+        c.active
+        and c.active_shipments < c.capacity
+        and c.agent_id not in state.declined
+        and not on_shift(c.shifts, now)
+        for c in candidates
+    )
