@@ -63,6 +63,13 @@ def shipment_id_for(tenant_id: str, order_id: str) -> str:
     return f"shp_{uuid.uuid5(_SHIPMENT_IDS, f'{tenant_id}:{order_id}').hex}"
 
 
+class _Unread:
+    """The tenant's settings have not been read in this transaction yet."""
+
+
+UNREAD = _Unread()
+
+
 class ShipmentBusy(ShippingError):
     """Another command holds the shipment longer than the lock timeout: ask again."""
 
@@ -118,16 +125,18 @@ class ShippingHandlers:
             # waits; nobody can be offered a parcel without a postal code.
             log.warning("shipment_address_missing", order_id=event.order_id)
         now = self.clock()
-        sla = self.policy.sla_of_tenant(await db.tenant_settings(conn, caller.tenant_id))
+        settings = await db.tenant_settings(conn, caller.tenant_id)
+        sla = self.policy.sla_of_tenant(settings)
         command = s.CreateShipment(shipment_id, event.order_id, postal_code, now + sla)
         state = s.Shipment(shipment_id=shipment_id)
         events = s.decide(state, command)
         created = s.evolve_all(state, events)
         if not await db.insert_shipment(conn, caller.tenant_id, created, now):
             return None
-        after = await self._commit(conn, caller, state, events)
+        # The row is projected once, by dispatch_in, after the first wave (or the wait).
+        after = await self._commit(conn, caller, state, events, project=False)
         log.info("shipment_create_succeeded", shipment_id=shipment_id, order_id=event.order_id)
-        return await self.dispatch_in(conn, caller, after)
+        return await self.dispatch_in(conn, caller, after, settings=settings, unprojected=True)
 
     async def cancel_for_order(
         self, conn: AsyncConnection, caller: Caller, order_id: str, reason: str
@@ -235,18 +244,29 @@ class ShippingHandlers:
         return len(due)
 
     async def dispatch_in(
-        self, conn: AsyncConnection, caller: Caller, state: s.Shipment
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        state: s.Shipment,
+        *,
+        settings: db.TenantSettings | _Unread | None = UNREAD,
+        unprojected: bool = False,
     ) -> s.Shipment:
         """Inside the shipment's lock: close an offer that ran out, then offer the next wave,
-        or leave the shipment waiting (looked at again after the recheck)."""
+        or leave the shipment waiting. ``unprojected``: the row does not show ``state`` yet
+        (it is written once here, whatever happens)."""
         now = self.clock()
-        state = await self._commit(conn, caller, state, s.decide(state, s.ExpireOffer(now)))
+        expired = s.decide(state, s.ExpireOffer(now))
+        state = await self._commit(conn, caller, state, expired, project=False)
+        unprojected = unprojected or bool(expired)
         if not state.awaiting_offer:
+            if unprojected:
+                await db.project_shipment(conn, state, now, dispatch_at=_dispatch_at(state, now))
             return state
         assert state.postal_code is not None
-        wave_size, offer_ttl = self.policy.of_tenant(
-            await db.tenant_settings(conn, caller.tenant_id)
-        )
+        if isinstance(settings, _Unread):
+            settings = await db.tenant_settings(conn, caller.tenant_id)
+        wave_size, offer_ttl = self.policy.of_tenant(settings)
         candidates = await db.candidates(conn, caller.tenant_id, state.postal_code)
         wave = next_wave(state, eligible(candidates, now), wave_size)
         if not wave:
@@ -258,7 +278,7 @@ class ShippingHandlers:
                 else None
             )
             await db.project_shipment(conn, state, now, dispatch_at=recheck)
-            log.info(
+            log.debug(
                 "shipment_offer_waiting",
                 shipment_id=state.shipment_id,
                 postal_code=state.postal_code,
@@ -381,8 +401,11 @@ class ShippingHandlers:
         caller: Caller,
         before: s.Shipment,
         events: Sequence[ShippingEvent],
+        *,
+        project: bool = True,
     ) -> s.Shipment:
-        """Append ``events`` at ``before``'s version and move every projection along."""
+        """Append ``events`` at ``before``'s version and move every projection along
+        (``project=False``: not the shipment's row yet; the caller writes it)."""
         if not events:
             return before
         await append_decided(
@@ -396,7 +419,8 @@ class ShippingHandlers:
         )
         after = s.evolve_all(before, events)
         now = self.clock()
-        await db.project_shipment(conn, after, now, dispatch_at=_dispatch_at(after, now))
+        if project:
+            await db.project_shipment(conn, after, now, dispatch_at=_dispatch_at(after, now))
         for event in events:
             await self._project_offer(conn, caller.tenant_id, after, event, now)
         if (

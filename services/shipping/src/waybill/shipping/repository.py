@@ -3,8 +3,11 @@
 Handlers and workers decide *when* to read or write; this module says *how*. The row locks
 are driver statements (``waybill.common.db.driver``) so that a lock that is not available
 surfaces as asyncpg's ``LockNotAvailableError`` (SQLSTATE 55P03), which the handlers turn into
-409s; everything else is SQLAlchemy over ``tables`` (shipping does a handful of commands per
-order, none of them on the saga's per-order hot path of place -> paid).
+409s. The statements every paid order runs (opening its shipment, the tenant's settings, the
+postal code's candidates, the projection) are ``$n`` driver statements too: SQLAlchemy's
+compile-and-cache-key work was a sixth of shipping's CPU per order under ``waybill load``
+(py-spy, ADR 0007's finding again). The rest (reads, agents, commands an agent makes a few
+times per order) is SQLAlchemy over ``tables``.
 
 Each function takes the connection of the caller's transaction, so a command still writes its
 events, projections, outbox and inbox rows together; only the keyset pages open their own.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
@@ -71,29 +75,42 @@ async def lock_agent(conn: AsyncConnection, tenant_id: str, agent_id: str) -> An
 # --- shipments -----------------------------------------------------------------------------
 
 
+INSERT_SHIPMENT = """
+INSERT INTO shipments (shipment_id, tenant_id, order_id, status, version, postal_code,
+                       sla_due_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $7)
+ON CONFLICT DO NOTHING
+RETURNING shipment_id
+"""
+
+# The projection after new events: every column from the fold of the stream.
+PROJECT_SHIPMENT = """
+UPDATE shipments
+SET status = $2, version = $3, agent_id = $4, assignment_id = $5, attempts = $6,
+    failure_reason = $7, sla_breached = $8, delivered_at = $9, open_assignment_id = $10,
+    offer_expires_at = $11, waves = $12, code_hash = $13, wrong_codes = $14, dispatch_at = $15,
+    updated_at = $16
+WHERE shipment_id = $1
+"""
+
+
 async def insert_shipment(
     conn: AsyncConnection, tenant_id: str, state: Shipment, now: datetime
 ) -> bool:
     """Open the shipment row of a just-created ``state``; False if the order has one already
     (order.paid redelivered: the existence check and the insert are one statement)."""
     assert state.sla_due_at is not None
-    inserted = await conn.execute(
-        pg_insert(t.shipments)
-        .values(
-            shipment_id=state.shipment_id,
-            tenant_id=tenant_id,
-            order_id=state.order_id,
-            status=state.status.value,
-            version=0,
-            postal_code=state.postal_code,
-            sla_due_at=state.sla_due_at,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(t.shipments.c.shipment_id)
+    inserted = await (await driver(conn)).fetchval(
+        INSERT_SHIPMENT,
+        state.shipment_id,
+        tenant_id,
+        state.order_id,
+        state.status.value,
+        state.postal_code,
+        state.sla_due_at,
+        now,
     )
-    return inserted.first() is not None
+    return inserted is not None
 
 
 async def project_shipment(
@@ -101,26 +118,24 @@ async def project_shipment(
 ) -> None:
     """The shipment's row after its events (the fold of its stream, column by column)."""
     offer = state.offer
-    await conn.execute(
-        update(t.shipments)
-        .where(t.shipments.c.shipment_id == state.shipment_id)
-        .values(
-            status=state.status.value,
-            version=state.version,
-            agent_id=state.agent_id,
-            assignment_id=state.assignment_id,
-            attempts=state.attempts,
-            failure_reason=state.failure_reason,
-            sla_breached=state.sla_breached,
-            delivered_at=state.delivered_at,
-            open_assignment_id=offer.assignment_id if offer else None,
-            offer_expires_at=offer.expires_at if offer else None,
-            waves=state.waves,
-            code_hash=state.code_hash,
-            wrong_codes=state.wrong_codes,
-            dispatch_at=dispatch_at,
-            updated_at=now,
-        )
+    await (await driver(conn)).execute(
+        PROJECT_SHIPMENT,
+        state.shipment_id,
+        state.status.value,
+        state.version,
+        state.agent_id,
+        state.assignment_id,
+        state.attempts,
+        state.failure_reason,
+        state.sla_breached,
+        state.delivered_at,
+        offer.assignment_id if offer else None,
+        offer.expires_at if offer else None,
+        state.waves,
+        state.code_hash,
+        state.wrong_codes,
+        dispatch_at,
+        now,
     )
 
 
@@ -433,15 +448,27 @@ def serving_zip(tenant_id: str, postal_code: str) -> Any:
     )
 
 
+# The agents serving a postal code with their active shipments, through the GIN index on
+# service_zip_codes (the same query as ``serving_zip``, whose EXPLAIN a test shows).
+CANDIDATES = f"""
+SELECT a.agent_id, a.active, a.capacity, a.shifts,
+       (SELECT count(*) FROM shipments s
+        WHERE s.agent_id = a.agent_id
+          AND s.status IN ({", ".join(f"'{v}'" for v in ACTIVE_STATUSES)})) AS active_shipments
+FROM agents a
+WHERE a.tenant_id = $1 AND a.service_zip_codes @> ARRAY[$2::text]
+"""
+
+
 async def candidates(conn: AsyncConnection, tenant_id: str, postal_code: str) -> list[Candidate]:
-    rows = await conn.execute(serving_zip(tenant_id, postal_code))
+    rows = await (await driver(conn)).fetch(CANDIDATES, tenant_id, postal_code)
     return [
         Candidate(
-            agent_id=r.agent_id,
-            active=r.active,
-            capacity=r.capacity,
-            active_shipments=r.active_shipments,
-            shifts=shifts_of(r.shifts),
+            agent_id=r["agent_id"],
+            active=r["active"],
+            capacity=r["capacity"],
+            active_shipments=r["active_shipments"],
+            shifts=shifts_of(r["shifts"]),
         )
         for r in rows
     ]
@@ -475,12 +502,25 @@ async def active_by_postal_code(conn: AsyncConnection, tenant_id: str) -> dict[s
 # --- tenant settings -----------------------------------------------------------------------
 
 
-async def tenant_settings(conn: AsyncConnection, tenant_id: str) -> Any | None:
-    return (
-        await conn.execute(
-            select(t.tenant_settings).where(t.tenant_settings.c.tenant_id == tenant_id)
-        )
-    ).one_or_none()
+TENANT_SETTINGS = (
+    "SELECT require_delivery_code, offer_wave_size, offer_ttl_s, sla_hours"
+    " FROM tenant_settings WHERE tenant_id = $1"
+)
+
+
+@dataclass(frozen=True)
+class TenantSettings:
+    """A tenant's settings row (``Policy.of_tenant`` reads the offer and SLA ones)."""
+
+    require_delivery_code: bool
+    offer_wave_size: int | None
+    offer_ttl_s: float | None
+    sla_hours: float | None
+
+
+async def tenant_settings(conn: AsyncConnection, tenant_id: str) -> TenantSettings | None:
+    row = await (await driver(conn)).fetchrow(TENANT_SETTINGS, tenant_id)
+    return TenantSettings(**dict(row)) if row is not None else None
 
 
 async def require_delivery_code(conn: AsyncConnection, tenant_id: str) -> bool:
