@@ -61,6 +61,7 @@ TARGETS = [
     Target("payments", "admin"),
     Target("shipping", "admin"),
     Target("shipping", "agent"),
+    Target("notifier", "service"),
     Target("sandbox", None),
 ]
 

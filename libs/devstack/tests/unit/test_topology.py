@@ -21,6 +21,7 @@ def test_every_service_listens_on_its_port_from_the_one_ports_module():
         "orders": ports.ORDERS,
         "payments": ports.PAYMENTS,
         "shipping": ports.SHIPPING,
+        "notifier": ports.NOTIFIER,
     }
     assert service("orders").port({"WAYBILL_ORDERS_PORT": "9101"}) == 9101
 
@@ -41,15 +42,13 @@ def test_a_link_to_a_service_that_does_not_run_is_left_to_the_default():
 
 
 def test_a_new_service_is_one_entry_with_its_database_port_setting_and_links():
-    notifier = ServiceSpec(
-        "notifier", "waybill.notifier", ports.NOTIFIER, links=(Link("WAYBILL_X_URL", "orders"),)
+    monitor = ServiceSpec(
+        "monitor", "waybill.monitor", ports.MONITOR, links=(Link("WAYBILL_X_URL", "orders"),)
     )
 
-    assert notifier.port_env == "WAYBILL_NOTIFIER_PORT"
-    assert notifier.databases == ("waybill_notifier",)
-    assert (
-        link_env([*SERVICES, notifier], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
-    )
+    assert monitor.port_env == "WAYBILL_MONITOR_PORT"
+    assert monitor.databases == ("waybill_monitor",)
+    assert link_env([*SERVICES, monitor], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
 
 
 def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services():
@@ -64,5 +63,5 @@ def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services
 
 
 def test_an_unknown_service_is_named_with_the_ones_there_are():
-    with pytest.raises(KeyError, match=r"notifier.*sandbox, orders, payments, shipping"):
-        service("notifier")
+    with pytest.raises(KeyError, match=r"monitor.*sandbox, orders, payments, shipping, notifier"):
+        service("monitor")

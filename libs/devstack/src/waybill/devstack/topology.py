@@ -1,7 +1,7 @@
 """The stack's topology: every service, its port, what it needs and whom it calls. One list.
 
 ``waybill up``, the benchmarks and the test fixtures all read ``SERVICES``, so adding a service
-(the notifier next) is one entry here. Ports come from ``waybill.common.ports``, the one source of
+(the monitor next) is one entry here. Ports come from ``waybill.common.ports``, the one source of
 port numbers; the service reads its own from ``WAYBILL_<NAME>_PORT``.
 
 It lives in the dev package because only the dev side starts processes: the CLI and the test
@@ -75,7 +75,7 @@ class ServiceSpec:
 
 
 # Start order: the sandbox (the outside world) before payments, which calls it. Stopped in
-# reverse. Later issues add the notifier and the monitor here.
+# reverse. A later issue adds the monitor here.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "sandbox",
@@ -93,6 +93,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         links=(Link("WAYBILL_PROVIDER_URL", "sandbox"),),
     ),
     ServiceSpec("shipping", "waybill.shipping", ports.SHIPPING),
+    ServiceSpec("notifier", "waybill.notifier", ports.NOTIFIER),
 )
 
 

@@ -1,0 +1,1 @@
+"""Waybill notifier: outbound webhooks (Standard Webhooks) and customer notifications."""

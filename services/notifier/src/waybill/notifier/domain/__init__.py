@@ -1,0 +1,1 @@
+"""The notifier domain: pure rules (no I/O, no framework)."""

@@ -1,0 +1,22 @@
+"""Every error the notifier raises to a caller: a stable code and a failure class.
+
+No HTTP status here: ``waybill.notifier.api.ERROR_STATUS`` maps each code once, at the edge.
+"""
+
+from __future__ import annotations
+
+from waybill.common.failures import DomainError, FailureClass
+
+
+class NotifierError(DomainError):
+    code = "NOTIFIER_ERROR"
+
+
+class EndpointNotFound(NotifierError):
+    code = "WEBHOOK_ENDPOINT_NOT_FOUND"
+    failure_class = FailureClass.PERMANENT_NOT_FOUND
+
+
+class UnsafeWebhookUrl(NotifierError):
+    code = "UNSAFE_WEBHOOK_URL"
+    failure_class = FailureClass.PERMANENT_INVALID_INPUT

@@ -1,0 +1,150 @@
+"""Application layer of the notifier: webhook endpoints, and the fan-out of every consumed
+event to the endpoints that want it (one message per endpoint and event).
+
+A message's body is the Standard Webhooks payload ``{"type","timestamp","data"}`` with the
+event class's redacted fields left out (``DomainEvent.redacted``: the sealed delivery code and
+its hash never reach a receiver). Its id (``msg_...``) is the ``webhook-id`` of every attempt
+and replay. Sending is the deliveries worker's job; this module only records what is owed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from waybill.common.contracts.event import DomainEvent, redact
+from waybill.common.eventstore import Caller
+from waybill.common.keyset import Position
+from waybill.notifier import repository as db
+from waybill.notifier.domain.endpoints import new_secret
+from waybill.notifier.domain.errors import EndpointNotFound
+from waybill.notifier.views import DeliveryView, EndpointView, EndpointWithSecretView
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class NotifierHandlers:
+    engine: AsyncEngine
+    secret_grace: timedelta = timedelta(days=1)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    # --- fan-out ---------------------------------------------------------------------------
+
+    async def fan_out(
+        self, conn: AsyncConnection, caller: Caller, event: DomainEvent, subject: str
+    ) -> int:
+        """Record one message per endpoint of the tenant that wants ``event``; returns how many
+        are new (a redelivered event: none)."""
+        endpoints = await db.endpoints_for(conn, caller.tenant_id, event.event_type)
+        if not endpoints:
+            return 0
+        now = self.clock()
+        body = {
+            "type": event.event_type,
+            "timestamp": now.isoformat(),
+            "data": redact(type(event), event.model_dump(mode="json")),
+        }
+        event_id = uuid.UUID(caller.causation_id) if caller.causation_id else uuid.uuid4()
+        inserted = await db.insert_messages(
+            conn,
+            caller.tenant_id,
+            event_id=event_id,
+            event_type=event.event_type,
+            subject=subject,
+            body=body,
+            now=now,
+            messages=[(f"msg_{uuid.uuid4().hex}", e) for e in endpoints],
+        )
+        return len(inserted)
+
+    # --- endpoints -------------------------------------------------------------------------
+
+    async def create_endpoint(self, caller: Caller, body: dict[str, Any]) -> EndpointWithSecretView:
+        now = self.clock()
+        secret = new_secret()
+        async with self.engine.begin() as conn:
+            row = await db.insert_endpoint(
+                conn,
+                {
+                    **body,
+                    "endpoint_id": f"ep_{uuid.uuid4().hex}",
+                    "tenant_id": caller.tenant_id,
+                    "secret": secret,
+                    "status": "active",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        log.info("webhook_endpoint_create_succeeded", endpoint_id=row.endpoint_id)
+        return EndpointWithSecretView(**EndpointView.from_row(row).model_dump(), secret=secret)
+
+    async def update_endpoint(
+        self, caller: Caller, endpoint_id: str, changes: dict[str, Any]
+    ) -> EndpointView:
+        if changes.get("status") == "active":
+            changes = {**changes, "disabled_reason": None}
+        elif changes.get("status") == "disabled":
+            changes = {**changes, "disabled_reason": "disabled by an admin"}
+        async with self.engine.begin() as conn:
+            row = await db.update_endpoint(
+                conn, caller.tenant_id, endpoint_id, {**changes, "updated_at": self.clock()}
+            )
+        if row is None:
+            raise EndpointNotFound(f"webhook endpoint {endpoint_id} not found")
+        return EndpointView.from_row(row)
+
+    async def rotate_secret(self, caller: Caller, endpoint_id: str) -> EndpointWithSecretView:
+        """A new secret signs from now; the previous one still does for the grace period (every
+        delivery in it carries both signatures)."""
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            current = await db.endpoint_row(conn, caller.tenant_id, endpoint_id)
+            if current is None:
+                raise EndpointNotFound(f"webhook endpoint {endpoint_id} not found")
+            secret = new_secret()
+            row = await db.update_endpoint(
+                conn,
+                caller.tenant_id,
+                endpoint_id,
+                {
+                    "secret": secret,
+                    "previous_secret": current.secret,
+                    "previous_secret_expires_at": now + self.secret_grace,
+                    "updated_at": now,
+                },
+            )
+        return EndpointWithSecretView(**EndpointView.from_row(row).model_dump(), secret=secret)
+
+    async def delete_endpoint(self, caller: Caller, endpoint_id: str) -> None:
+        async with self.engine.begin() as conn:
+            if not await db.delete_endpoint(conn, caller.tenant_id, endpoint_id):
+                raise EndpointNotFound(f"webhook endpoint {endpoint_id} not found")
+
+    async def get_endpoint(self, tenant_id: str, endpoint_id: str) -> EndpointView:
+        async with self.engine.connect() as conn:
+            row = await db.endpoint_row(conn, tenant_id, endpoint_id)
+        if row is None:
+            raise EndpointNotFound(f"webhook endpoint {endpoint_id} not found")
+        return EndpointView.from_row(row)
+
+    async def list_endpoints(
+        self, tenant_id: str, *, limit: int, after: Position | None
+    ) -> tuple[list[EndpointView], Position | None]:
+        rows, last = await db.endpoints_page(self.engine, tenant_id, limit=limit, after=after)
+        return [EndpointView.from_row(r) for r in rows], last
+
+    async def deliveries(
+        self, tenant_id: str, endpoint_id: str, *, limit: int, after: Position | None
+    ) -> tuple[list[DeliveryView], Position | None]:
+        await self.get_endpoint(tenant_id, endpoint_id)  # 404 across tenants
+        rows, last = await db.messages_page(self.engine, endpoint_id, limit=limit, after=after)
+        async with self.engine.connect() as conn:
+            attempts = await db.attempts_of(conn, [r.message_id for r in rows])
+        return [DeliveryView.from_row(r, attempts[r.message_id]) for r in rows], last

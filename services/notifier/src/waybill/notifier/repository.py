@@ -1,0 +1,150 @@
+"""Every SQL statement of the notifier (STYLE.md: the shape of a service).
+
+Fan-out runs once per consumed event (every public event of orders, payments and shipping), so
+its two statements are ``$n`` driver statements (ADR 0007): the tenant's endpoints that want the
+type, and one multi-row insert of the messages whose unique (endpoint, event) key makes a
+redelivered event add nothing. The API's reads and writes are SQLAlchemy over ``tables``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from waybill.common.db import driver
+from waybill.common.keyset import Position, newest_first_page
+from waybill.notifier import tables as t
+
+ENDPOINTS_FOR = """
+SELECT endpoint_id FROM webhook_endpoints
+WHERE tenant_id = $1 AND status = 'active' AND (event_types @> ARRAY[$2::text]
+                                                OR event_types @> ARRAY['*'])
+"""
+
+INSERT_MESSAGES = """
+INSERT INTO webhook_messages (message_id, tenant_id, endpoint_id, event_id, event_type, subject,
+                              body, status, attempts, next_attempt_at, created_at)
+SELECT m.message_id, $1, m.endpoint_id, $2, $3, $4, $5::jsonb, 'pending', 0, $6, $6
+FROM unnest($7::text[], $8::text[]) AS m(message_id, endpoint_id)
+ON CONFLICT ON CONSTRAINT uq_webhook_messages_endpoint_event DO NOTHING
+RETURNING message_id, endpoint_id
+"""
+
+
+async def endpoints_for(conn: AsyncConnection, tenant_id: str, event_type: str) -> list[str]:
+    rows = await (await driver(conn)).fetch(ENDPOINTS_FOR, tenant_id, event_type)
+    return [r["endpoint_id"] for r in rows]
+
+
+async def insert_messages(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    event_id: Any,
+    event_type: str,
+    subject: str,
+    body: dict[str, Any],
+    now: datetime,
+    messages: Sequence[tuple[str, str]],  # (message id, endpoint id)
+) -> list[tuple[str, str]]:
+    """Insert the messages not there yet; returns those inserted (message id, endpoint id)."""
+    rows = await (await driver(conn)).fetch(
+        INSERT_MESSAGES,
+        tenant_id,
+        event_id,
+        event_type,
+        subject,
+        json.dumps(body, separators=(",", ":")),
+        now,
+        [m for m, _ in messages],
+        [e for _, e in messages],
+    )
+    return [(r["message_id"], r["endpoint_id"]) for r in rows]
+
+
+async def insert_endpoint(conn: AsyncConnection, values: dict[str, Any]) -> Any:
+    return (
+        await conn.execute(
+            t.webhook_endpoints.insert().values(**values).returning(*t.webhook_endpoints.c)
+        )
+    ).one()
+
+
+async def endpoint_row(conn: AsyncConnection, tenant_id: str, endpoint_id: str) -> Any | None:
+    return (
+        await conn.execute(
+            select(t.webhook_endpoints).where(
+                t.webhook_endpoints.c.endpoint_id == endpoint_id,
+                t.webhook_endpoints.c.tenant_id == tenant_id,
+            )
+        )
+    ).one_or_none()
+
+
+async def update_endpoint(
+    conn: AsyncConnection, tenant_id: str, endpoint_id: str, values: dict[str, Any]
+) -> Any | None:
+    return (
+        await conn.execute(
+            update(t.webhook_endpoints)
+            .where(
+                t.webhook_endpoints.c.endpoint_id == endpoint_id,
+                t.webhook_endpoints.c.tenant_id == tenant_id,
+            )
+            .values(**values)
+            .returning(*t.webhook_endpoints.c)
+        )
+    ).one_or_none()
+
+
+async def delete_endpoint(conn: AsyncConnection, tenant_id: str, endpoint_id: str) -> bool:
+    deleted = await conn.execute(
+        delete(t.webhook_endpoints).where(
+            t.webhook_endpoints.c.endpoint_id == endpoint_id,
+            t.webhook_endpoints.c.tenant_id == tenant_id,
+        )
+    )
+    return bool(deleted.rowcount)
+
+
+async def endpoints_page(
+    engine: AsyncEngine, tenant_id: str, *, limit: int, after: Position | None
+) -> tuple[Sequence[Any], Position | None]:
+    return await newest_first_page(
+        engine,
+        select(t.webhook_endpoints).where(t.webhook_endpoints.c.tenant_id == tenant_id),
+        created=t.webhook_endpoints.c.created_at,
+        key=t.webhook_endpoints.c.endpoint_id,
+        limit=limit,
+        after=after,
+    )
+
+
+async def messages_page(
+    engine: AsyncEngine, endpoint_id: str, *, limit: int, after: Position | None
+) -> tuple[Sequence[Any], Position | None]:
+    return await newest_first_page(
+        engine,
+        select(t.webhook_messages).where(t.webhook_messages.c.endpoint_id == endpoint_id),
+        created=t.webhook_messages.c.created_at,
+        key=t.webhook_messages.c.message_id,
+        limit=limit,
+        after=after,
+    )
+
+
+async def attempts_of(conn: AsyncConnection, message_ids: Sequence[str]) -> dict[str, list[Any]]:
+    rows = await conn.execute(
+        select(t.webhook_attempts)
+        .where(t.webhook_attempts.c.message_id.in_(list(message_ids)))
+        .order_by(t.webhook_attempts.c.message_id, t.webhook_attempts.c.attempt)
+    )
+    found: dict[str, list[Any]] = {m: [] for m in message_ids}
+    for row in rows:
+        found[row.message_id].append(row)
+    return found

@@ -1,0 +1,44 @@
+"""Request bodies of the notifier API: strict (no type coercion) and closed (unknown fields 422)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
+
+from waybill.common.http.models import JSON_INTEGER, StrictModel
+
+EVENT_TYPE = r"^(\*|[a-z]+\.[a-z_]+)$"
+HEADER_NAME = r"^[A-Za-z0-9-]{1,64}$"
+Url = Annotated[
+    str, Field(pattern=r"^https?://[^\s/?#@]+(:[0-9]{1,5})?(/[^\s]*)?$", max_length=2000)
+]
+EventTypes = Annotated[
+    list[Annotated[str, Field(pattern=EVENT_TYPE)]], Field(min_length=1, max_length=100)
+]
+Headers = Annotated[
+    dict[Annotated[str, Field(pattern=HEADER_NAME)], Annotated[str, Field(max_length=1000)]],
+    Field(max_length=20),
+]
+RateLimit = Annotated[int, Field(ge=1, le=1000), JSON_INTEGER]
+
+
+class _Body(StrictModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EndpointIn(_Body):
+    url: Url
+    event_types: EventTypes = Field(description="event types to deliver; * = every type")
+    description: Annotated[str, Field(max_length=500)] | None = None
+    headers: Headers = Field(default_factory=dict, description="sent with every delivery")
+    rate_limit_per_s: RateLimit | None = None
+
+
+class EndpointPatch(_Body):
+    url: Url | None = None
+    event_types: EventTypes | None = None
+    description: Annotated[str, Field(max_length=500)] | None = None
+    headers: Headers | None = None
+    rate_limit_per_s: RateLimit | None = None
+    status: Annotated[str, Field(pattern="^(active|disabled)$")] | None = None

@@ -1,0 +1,21 @@
+"""Settings of the notifier (``WAYBILL_`` prefix, like every Waybill setting)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from waybill.common import ports
+from waybill.common.settings import WaybillSettings
+
+
+class NotifierSettings(WaybillSettings):
+    notifier_port: int = ports.NOTIFIER
+    notifier_db_pool_size: int = 10
+    # Seconds between attempts after the first (each capped at 3600): CONTRACT.md § notifier.
+    notifier_retry_schedule_s: str = "60,120,240,480,960"
+    # How long a rotated-out secret still signs (every delivery then carries both signatures).
+    notifier_secret_grace_s: float = Field(default=86400.0, ge=0)
+    # An endpoint without a success for this long is disabled.
+    notifier_disable_after_s: float = Field(default=5 * 86400.0, gt=0)
+    # Targets exempt from the SSRF check: comma-separated CIDRs or hosts, optional :port.
+    notifier_allowed_targets: str = ""

@@ -1,0 +1,94 @@
+"""Tables of the notifier: its event store, webhook endpoints, the messages fanned out to them
+(one per endpoint and event: a unique key, not a check-then-insert) and every attempt."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+from waybill.common.eventstore.schema import define_common_tables
+
+metadata = MetaData()
+events, outbox, inbox = define_common_tables(metadata)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(Text), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("headers", JSONB, nullable=False, server_default="{}"),
+    Column("rate_limit_per_s", Integer, nullable=True),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("disabled_reason", Text, nullable=True),
+    Column("secret", Text, nullable=False),
+    # The secret before the last rotation, still signing until it expires.
+    Column("previous_secret", Text, nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_success_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index(
+    "ix_webhook_endpoints_tenant_created",
+    webhook_endpoints.c.tenant_id,
+    webhook_endpoints.c.created_at,
+    webhook_endpoints.c.endpoint_id,
+)
+
+webhook_messages = Table(
+    "webhook_messages",
+    metadata,
+    # The message id is the webhook-id of every attempt and replay of this message.
+    Column("message_id", Text, primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column(
+        "endpoint_id",
+        Text,
+        ForeignKey("webhook_endpoints.endpoint_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("subject", Text, nullable=False),  # the event's stream (its order, shipment, ...)
+    Column("body", JSONB, nullable=False),  # {"type","timestamp","data"}, redacted
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_messages_endpoint_event"),
+)
+Index(
+    "ix_webhook_messages_endpoint_created",
+    webhook_messages.c.endpoint_id,
+    webhook_messages.c.created_at,
+    webhook_messages.c.message_id,
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("message_id", Text, ForeignKey("webhook_messages.message_id", ondelete="CASCADE")),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("latency_ms", Float, nullable=True),
+    Column("error_class", Text, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+)
+Index("ix_webhook_attempts_message", webhook_attempts.c.message_id, webhook_attempts.c.attempt)
