@@ -10,15 +10,19 @@ from waybill.common.http.models import JSON_INTEGER, StrictModel
 
 EVENT_TYPE = r"^(\*|[a-z]+\.[a-z_]+)$"
 HEADER_NAME = r"^[A-Za-z0-9-]{1,64}$"
-Url = Annotated[
-    str, Field(pattern=r"^https?://[^\s/?#@]+(:[0-9]{1,5})?(/[^\s]*)?$", max_length=2000)
-]
+# No whitespace or control characters anywhere (spelled out: Python's \s and ECMA-262's, which
+# JSON Schema uses, disagree about U+0085), no userinfo in the authority.
+_URL_CHAR = r"[^\x00-\x20\x7f-\x9f]"
+_HOST_CHAR = r"[^\x00-\x20\x7f-\x9f/?#@]"
+Url = Annotated[str, Field(pattern=rf"^https?://{_HOST_CHAR}+(/{_URL_CHAR}*)?$", max_length=2000)]
 EventTypes = Annotated[
     list[Annotated[str, Field(pattern=EVENT_TYPE)]], Field(min_length=1, max_length=100)
 ]
 Headers = Annotated[
     dict[Annotated[str, Field(pattern=HEADER_NAME)], Annotated[str, Field(max_length=1000)]],
-    Field(max_length=20),
+    # The key pattern is the only way a name gets in: no other property is allowed (without
+    # this, JSON Schema's patternProperties let any other key through with any value).
+    Field(max_length=20, json_schema_extra={"additionalProperties": False}),
 ]
 RateLimit = Annotated[int, Field(ge=1, le=1000), JSON_INTEGER]
 
