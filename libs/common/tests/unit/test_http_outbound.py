@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from waybill.common.failures import FailureClass
+from waybill.common.failures.classify import classify
 from waybill.common.http.outbound import (
     Address,
     AllowList,
@@ -185,7 +187,15 @@ async def test_a_name_that_resolves_to_nothing_is_a_dns_failure() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://93.184.216.34/", "file:///etc/passwd", "http://user:pw@93.184.216.34/", "http:///x"],
+    [
+        "ftp://93.184.216.34/",
+        "file:///etc/passwd",
+        "http://user:pw@93.184.216.34/",
+        "http:///x",
+        "http://93.184.216.34:0/",
+        "http://93.184.216.34:65536/",
+        "http://[::1/",
+    ],
 )
 async def test_only_plain_http_and_https_urls_without_credentials_are_accepted(url: str) -> None:
     with pytest.raises(UnsafeTarget) as refused:
@@ -197,6 +207,17 @@ async def test_only_plain_http_and_https_urls_without_credentials_are_accepted(u
 async def test_legacy_spellings_of_loopback_are_refused(url: str) -> None:
     with pytest.raises(UnsafeTarget, match="loopback"):
         await resolve_checked(url, AllowList())
+
+
+async def test_an_internationalised_name_is_resolved_and_checked_in_its_ascii_form() -> None:
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[Address]:
+        asked.append(host)
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    target = await resolve_checked("https://bücher.example/hook", AllowList(), resolver=resolve)
+    assert asked == ["xn--bcher-kva.example"] and target.host == "xn--bcher-kva.example"
 
 
 async def test_an_allow_listed_host_address_passes_and_its_neighbour_does_not() -> None:
@@ -241,3 +262,11 @@ async def test_an_allow_listed_name_may_resolve_to_private_addresses_on_its_port
     assert target.addresses == (ipaddress.ip_address("10.9.8.7"),)
     with pytest.raises(UnsafeTarget):
         await resolve_checked("https://hooks.internal/", allow, resolver=resolver)
+
+
+async def test_a_refusal_is_a_permanent_domain_error_the_api_maps_to_unsafe_webhook_url() -> None:
+    with pytest.raises(UnsafeTarget) as refused:
+        await resolve_checked("http://10.0.0.1/", AllowList())
+    assert refused.value.code == "UNSAFE_WEBHOOK_URL"
+    assert refused.value.extra == {"reason": "private"}
+    assert classify(refused.value) is FailureClass.PERMANENT_INVALID_INPUT

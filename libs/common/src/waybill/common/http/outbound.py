@@ -38,10 +38,12 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass
+from typing import ClassVar, Final
 
 import httpx
+
+from waybill.common.failures import DomainError, FailureClass
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -202,11 +204,20 @@ def _port(text: str, entry: str) -> int:
     return int(text)
 
 
-class UnsafeTarget(Exception):
-    """The URL may not be called: a bad form (``address`` is None) or an unsafe address."""
+class UnsafeTarget(DomainError):
+    """The URL may not be called: a bad form (``address`` is None) or an unsafe address.
+
+    A domain error so the notifier's API maps its code to 422 once, like any other rule;
+    the same exception at delivery time is the attempt's ``unsafe_address``.
+    """
+
+    code: ClassVar[str] = "UNSAFE_WEBHOOK_URL"
+    failure_class: ClassVar[FailureClass] = FailureClass.PERMANENT_INVALID_INPUT
 
     def __init__(self, reason: str, address: Address | None = None) -> None:
-        super().__init__(reason if address is None else f"{reason}: {address}")
+        super().__init__(
+            reason if address is None else f"{reason}: {address}", extra={"reason": reason}
+        )
         self.reason = reason
         self.address = address
 
@@ -222,7 +233,7 @@ class Target:
     scheme: str
     host: str
     port: int
-    addresses: tuple[Address, ...] = field(default=())
+    addresses: tuple[Address, ...]
 
 
 async def system_resolver(host: str, port: int) -> Sequence[Address]:
@@ -248,7 +259,11 @@ def parse_target_url(url: str | httpx.URL) -> tuple[str, str, int]:
         raise UnsafeTarget("credentials in the URL are not accepted")
     if not parsed.host:
         raise UnsafeTarget("the URL has no host")
-    return parsed.scheme, parsed.host, parsed.port or DEFAULT_PORTS[parsed.scheme]
+    port = DEFAULT_PORTS[parsed.scheme] if parsed.port is None else parsed.port
+    if not 0 < port < 65536:  # httpx accepts any number here
+        raise UnsafeTarget(f"port {port} is out of range")
+    # The ASCII (IDNA) form: what DNS is asked and what TLS sends as SNI.
+    return parsed.scheme, parsed.raw_host.decode("ascii"), port
 
 
 async def resolve_checked(
@@ -276,7 +291,8 @@ class CheckedTransport(httpx.AsyncBaseTransport):
 
     One pool per (scheme, host, port): httpcore keys its pool by the connection's address,
     so a single pool would hand a TLS connection made for one name (its SNI and
-    certificate) to a request for another name served from the same IP.
+    certificate) to a request for another name served from the same IP. The pools live as
+    long as the transport (one per notifier process, a pool per endpoint host).
     """
 
     def __init__(
