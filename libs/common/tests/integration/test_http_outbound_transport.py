@@ -107,6 +107,15 @@ def _resolver(*answers: str, calls: list[str] | None = None) -> Resolver:
     return resolve
 
 
+def _resolver_all(*answers: str) -> Resolver:
+    """A DNS server that answers every lookup with all of ``answers``."""
+
+    async def resolve(host: str, port: int) -> list[Address]:
+        return [ipaddress.ip_address(a) for a in answers]
+
+    return resolve
+
+
 def _certificate(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A self-signed certificate for ``name`` only (no IP SAN): (server context, client context)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -179,6 +188,18 @@ async def test_a_rebinding_name_is_resolved_once_per_request_and_checked_each_ti
     assert calls == ["rebind.test", "rebind.test"]
     assert len(receiver.requests) == 1
     assert neighbour.requests == []
+
+
+async def test_when_the_first_checked_address_refuses_the_next_one_is_tried(
+    start_receiver,
+) -> None:
+    receiver = await start_receiver()
+    resolver = _resolver_all("127.0.0.3", "127.0.0.1")
+    allow = AllowList.parse("127.0.0.0/8")
+    async with checked_client(allow, timeout=TIMEOUT, resolver=resolver) as client:
+        response = await client.get(f"http://two.test:{receiver.port}/")
+    assert response.extensions["checked_address"] == ipaddress.ip_address("127.0.0.1")
+    assert len(receiver.requests) == 1
 
 
 async def test_localhost_is_refused_with_the_system_resolver_unless_allow_listed(

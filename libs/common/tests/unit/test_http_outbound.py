@@ -37,6 +37,7 @@ UNSAFE_V4 = [
     "172.16.0.0/12",
     "192.0.0.0/24",
     "192.0.2.0/24",
+    "192.88.99.0/24",
     "192.168.0.0/16",
     "198.18.0.0/15",
     "198.51.100.0/24",
@@ -149,6 +150,16 @@ async def test_public_targets_resolve_to_their_checked_addresses() -> None:
 @PROPERTY
 def test_every_address_in_an_unsafe_ipv4_network_is_refused(address: Address) -> None:
     assert unsafe_reason(address) is not None
+
+
+@given(st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address))
+@PROPERTY
+def test_every_ipv4_address_outside_the_unsafe_networks_is_allowed(
+    address: ipaddress.IPv4Address,
+) -> None:
+    unsafe = any(address in ipaddress.ip_network(net) for net in UNSAFE_V4)
+    metadata = str(address) == "100.100.100.200"
+    assert (unsafe_reason(address) is None) is not (unsafe or metadata)
 
 
 @given(_addresses_in(UNSAFE_V6))
