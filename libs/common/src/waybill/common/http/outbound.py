@@ -9,8 +9,8 @@ credentials. The defence has three parts, all here:
   metadata addresses, and the IPv6 forms that carry an IPv4 address inside (IPv4-mapped,
   6to4, NAT64) judged by the address they carry; Teredo is refused whole. The tables are
   explicit rather than ``ipaddress``' ``is_private``/``is_global`` alone, because those
-  changed between Python releases (3.11.10, 3.12.4, 3.13) and a security answer must not
-  change with the interpreter; ``is_global`` is kept only as a last net.
+  changed in patch releases (gh-113171, 2024) and a security answer must not change with
+  the interpreter; ``is_global`` is kept only as a last net.
 - :func:`resolve_checked` resolves the host ONCE and refuses the URL if ANY address it
   resolves to is unsafe and not allow-listed (``WAYBILL_NOTIFIER_ALLOWED_TARGETS``,
   :class:`AllowList`): one bad answer among good ones is how rebinding attacks hide.
@@ -26,9 +26,9 @@ Why not a library: ``advocate`` wraps ``requests`` and has had no release since 
 ``safehttpx`` only does GET and validates through Google's public DNS over the network;
 ``httpx-secure`` finds the address by opening a TCP connection to the unvalidated host
 (so the probe itself reaches the internal address), checks only the one address it
-connected to, and caches verdicts for minutes; ``drawbridge`` and ``egressweave`` are 0.1
-releases of one author each. What we need is ~200 lines over ``ipaddress`` and
-``getaddrinfo`` that we can test against a real server.
+connected to, and caches verdicts; ``drawbridge`` and ``egressweave`` are young 0.1
+releases. What we need is ~200 lines over ``ipaddress`` and ``getaddrinfo`` that we can
+test against a real server.
 """
 
 from __future__ import annotations
