@@ -139,3 +139,41 @@ async def test_a_message_never_carries_the_sealed_delivery_code(backend: Tenant,
     assert len(found) == 1
     assert "delivery_code" not in found[0] and "gAAAA" not in found[0]
     assert shipment_id in found[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.2/hook",  # loopback, outside the allow-list's 127.0.0.1/32
+        "http://[::1]/hook",
+        "http://10.0.0.1/hook",
+        "http://172.16.0.1/hook",
+        "http://192.168.1.1/hook",
+        "http://100.64.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+async def test_an_unsafe_webhook_url_is_refused_and_nothing_is_saved(backend: Tenant, url: str):
+    refused = await backend.service.post(
+        "/webhook-endpoints", json={"url": url, "event_types": ["*"]}
+    )
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "UNSAFE_WEBHOOK_URL"
+    assert (await backend.service.get("/webhook-endpoints")).json()["items"] == []
+
+
+async def test_the_allow_listed_address_passes_and_a_patch_is_checked_too(backend: Tenant):
+    endpoint = await _endpoint(
+        backend, ["*"]
+    )  # http://127.0.0.1:9: WAYBILL_NOTIFIER_ALLOWED_TARGETS
+
+    moved = await backend.service.patch(
+        f"/webhook-endpoints/{endpoint['id']}", json={"url": "http://169.254.169.254/"}
+    )
+
+    assert (moved.status_code, moved.json()["code"]) == (422, "UNSAFE_WEBHOOK_URL")
+    shown = await backend.service.get(f"/webhook-endpoints/{endpoint['id']}")
+    assert shown.json()["url"] == "http://127.0.0.1:9/hook"

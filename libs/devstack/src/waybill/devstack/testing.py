@@ -191,7 +191,8 @@ def start_service(
 
     spec = service(spec) if isinstance(spec, str) else spec
     port = port or free_port()
-    env = {**infra.env(), spec.port_env: str(port), "WAYBILL_LOG_JSON": "true"}
+    env = {**dict(spec.dev_env), **infra.env(), spec.port_env: str(port)}
+    env["WAYBILL_LOG_JSON"] = "true"
     env.update(extra_env or {})
     process = ManagedProcess(
         spec.name,

@@ -53,6 +53,9 @@ class ServiceSpec:
     needs_broker: bool = True
     links: tuple[Link, ...] = ()
     replicas: int = 1
+    # Settings the dev stack (``waybill up``, the tests) gives the service unless the caller's
+    # environment says otherwise: what is right on a laptop and wrong in production.
+    dev_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def port_env(self) -> str:
@@ -93,7 +96,14 @@ SERVICES: tuple[ServiceSpec, ...] = (
         links=(Link("WAYBILL_PROVIDER_URL", "sandbox"),),
     ),
     ServiceSpec("shipping", "waybill.shipping", ports.SHIPPING),
-    ServiceSpec("notifier", "waybill.notifier", ports.NOTIFIER),
+    ServiceSpec(
+        "notifier",
+        "waybill.notifier",
+        ports.NOTIFIER,
+        # Webhook receivers on this machine (the tests' and yours) pass the SSRF check; no
+        # other loopback or private address does (CONTRACT.md § notifier).
+        dev_env=(("WAYBILL_NOTIFIER_ALLOWED_TARGETS", "127.0.0.1/32"),),
+    ),
 )
 
 

@@ -14,6 +14,7 @@ from waybill.common.eventstore import Caller
 from waybill.common.http.caller import require_caller
 from waybill.common.http.errors import ErrorStatus
 from waybill.common.http.openapi import problem_responses
+from waybill.common.http.outbound import UnsafeTarget
 from waybill.common.http.pagination import Page, PageParams, encode_cursor, page_params
 from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.notifier.domain import errors
@@ -30,7 +31,7 @@ NOT_FOUND = problem_responses({404: ["WEBHOOK_ENDPOINT_NOT_FOUND"]})
 ERROR_STATUS: ErrorStatus = {
     errors.NotifierError.code: 409,
     errors.EndpointNotFound.code: 404,
-    errors.UnsafeWebhookUrl.code: 422,
+    UnsafeTarget.code: 422,  # the SSRF check (waybill.common.http.outbound)
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from waybill.common.contracts import notifier as contract
+from waybill.common.http.outbound import AllowList
 from waybill.common.registry import EventRegistry
 from waybill.common.service import ServiceKit
 from waybill.notifier import tables
@@ -34,7 +35,9 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         pool_size=settings.notifier_db_pool_size,
     )
     handlers = NotifierHandlers(
-        kit.engine, secret_grace=timedelta(seconds=settings.notifier_secret_grace_s)
+        kit.engine,
+        secret_grace=timedelta(seconds=settings.notifier_secret_grace_s),
+        allow=AllowList.parse(settings.notifier_allowed_targets),
     )
     kit.consume(subscriptions(handlers))
     app = kit.app(routers=[router], error_status=ERROR_STATUS)

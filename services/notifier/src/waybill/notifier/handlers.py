@@ -9,9 +9,10 @@ and replay. Sending is the deliveries worker's job; this module only records wha
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.contracts.event import DomainEvent, redact
 from waybill.common.eventstore import Caller
+from waybill.common.http.outbound import (
+    AllowList,
+    Resolver,
+    UnresolvableTarget,
+    resolve_checked,
+    system_resolver,
+)
 from waybill.common.keyset import Position
 from waybill.notifier import repository as db
 from waybill.notifier.domain.endpoints import new_secret
@@ -33,7 +41,17 @@ log = structlog.get_logger(__name__)
 class NotifierHandlers:
     engine: AsyncEngine
     secret_grace: timedelta = timedelta(days=1)
+    # Targets exempt from the SSRF check (WAYBILL_NOTIFIER_ALLOWED_TARGETS).
+    allow: AllowList = field(default_factory=lambda: AllowList.parse(""))
+    resolver: Resolver = system_resolver
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def check_url(self, url: str) -> None:
+        """422 UNSAFE_WEBHOOK_URL if the URL's host resolves to an address we must not call
+        (``waybill.common.http.outbound``). A host that does not resolve yet is accepted: every
+        attempt checks again, and a receiver's DNS may come after its endpoint."""
+        with contextlib.suppress(UnresolvableTarget):
+            await resolve_checked(url, self.allow, resolver=self.resolver)
 
     # --- fan-out ---------------------------------------------------------------------------
 
@@ -67,6 +85,7 @@ class NotifierHandlers:
     # --- endpoints -------------------------------------------------------------------------
 
     async def create_endpoint(self, caller: Caller, body: dict[str, Any]) -> EndpointWithSecretView:
+        await self.check_url(body["url"])
         now = self.clock()
         secret = new_secret()
         async with self.engine.begin() as conn:
@@ -88,6 +107,8 @@ class NotifierHandlers:
     async def update_endpoint(
         self, caller: Caller, endpoint_id: str, changes: dict[str, Any]
     ) -> EndpointView:
+        if "url" in changes:
+            await self.check_url(changes["url"])
         if changes.get("status") == "active":
             changes = {**changes, "disabled_reason": None}
         elif changes.get("status") == "disabled":

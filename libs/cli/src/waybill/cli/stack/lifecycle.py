@@ -142,6 +142,9 @@ class Stack:
         urls = {spec.name: spec.instances(self.environ)[0].url for spec in self.specs}
         for setting, url in link_env(self.specs, urls.get).items():
             env.setdefault(setting, url)
+        for spec in self.specs:
+            for setting, value in spec.dev_env:
+                env.setdefault(setting, value)
         return env
 
     def start_services(self) -> None:

@@ -15,8 +15,3 @@ class NotifierError(DomainError):
 class EndpointNotFound(NotifierError):
     code = "WEBHOOK_ENDPOINT_NOT_FOUND"
     failure_class = FailureClass.PERMANENT_NOT_FOUND
-
-
-class UnsafeWebhookUrl(NotifierError):
-    code = "UNSAFE_WEBHOOK_URL"
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
