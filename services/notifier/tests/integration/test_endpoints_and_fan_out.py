@@ -5,7 +5,6 @@ and never with the sealed delivery code in its body."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from standardwebhooks import Webhook
@@ -15,29 +14,7 @@ from waybill.common.contracts.orders import OrderCancelled
 from waybill.common.contracts.shipping import ShipmentInTransit
 from waybill.devstack.eventually import eventually
 from waybill.devstack.records import envelope, publish, wait_caught_up
-from waybill.devstack.testing import Infra, ServiceProcess, Tenant, new_tenant, start_service
-
-
-@pytest.fixture(scope="module")
-def notifier(infra: Infra) -> AsyncIterator[ServiceProcess]:
-    import asyncio
-
-    from waybill.common.auth import ensure_auth_schema
-    from waybill.common.db import create_databases
-    from waybill.common.settings import AUTH_DATABASE
-
-    create_databases(infra.server_url, [AUTH_DATABASE])
-    asyncio.run(ensure_auth_schema(infra.settings()))
-    service = start_service(infra, "notifier")
-    yield service  # type: ignore[misc]
-    service.stop()
-
-
-@pytest.fixture
-async def backend(infra: Infra, notifier: ServiceProcess) -> AsyncIterator[Tenant]:
-    tenant = await new_tenant(infra, notifier.url)
-    yield tenant
-    await tenant.aclose()
+from waybill.devstack.testing import Infra, Tenant, new_tenant
 
 
 async def _endpoint(backend: Tenant, event_types: list[str]) -> dict:

@@ -29,6 +29,7 @@ from waybill.common.http.outbound import (
     system_resolver,
 )
 from waybill.common.keyset import Position
+from waybill.common.queue import JobQueue, NewJob
 from waybill.notifier import repository as db
 from waybill.notifier.domain.endpoints import new_secret
 from waybill.notifier.domain.errors import EndpointNotFound
@@ -44,6 +45,8 @@ class NotifierHandlers:
     # Targets exempt from the SSRF check (WAYBILL_NOTIFIER_ALLOWED_TARGETS).
     allow: AllowList = field(default_factory=lambda: AllowList.parse(""))
     resolver: Resolver = system_resolver
+    # The deliveries queue the fan-out enqueues into (None: record messages only).
+    delivery_queue: JobQueue | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def check_url(self, url: str) -> None:
@@ -80,6 +83,20 @@ class NotifierHandlers:
             now=now,
             messages=[(f"msg_{uuid.uuid4().hex}", e) for e in endpoints],
         )
+        if self.delivery_queue is not None:
+            # Keyed by endpoint and order, serial per key: an order's later event does not
+            # overtake an earlier one still being retried to the same endpoint.
+            await self.delivery_queue.enqueue_many(
+                conn,
+                [
+                    NewJob(
+                        key=f"{endpoint_id}:{subject}",
+                        payload={"message_id": message_id},
+                        tenant_id=caller.tenant_id,
+                    )
+                    for message_id, endpoint_id in inserted
+                ],
+            )
         return len(inserted)
 
     # --- endpoints -------------------------------------------------------------------------

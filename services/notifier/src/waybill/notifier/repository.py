@@ -148,3 +148,55 @@ async def attempts_of(conn: AsyncConnection, message_ids: Sequence[str]) -> dict
     for row in rows:
         found[row.message_id].append(row)
     return found
+
+
+# --- deliveries (the worker) ---------------------------------------------------------------
+
+
+async def message_to_send(conn: AsyncConnection, message_id: str) -> Any | None:
+    """The message with what sending it needs from its endpoint."""
+    e, m = t.webhook_endpoints, t.webhook_messages
+    return (
+        await conn.execute(
+            select(
+                m.c.message_id,
+                m.c.tenant_id,
+                m.c.endpoint_id,
+                m.c.event_type,
+                m.c.body,
+                m.c.status.label("message_status"),
+                e.c.url,
+                e.c.headers,
+                e.c.status.label("endpoint_status"),
+                e.c.secret,
+                e.c.previous_secret,
+                e.c.previous_secret_expires_at,
+                e.c.last_success_at,
+                e.c.created_at.label("endpoint_created_at"),
+            )
+            .join(e, e.c.endpoint_id == m.c.endpoint_id)
+            .where(m.c.message_id == message_id)
+        )
+    ).one_or_none()
+
+
+async def record_attempt(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(t.webhook_attempts.insert().values(**values))
+
+
+async def update_message(conn: AsyncConnection, message_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(
+        update(t.webhook_messages)
+        .where(t.webhook_messages.c.message_id == message_id)
+        .values(**values)
+    )
+
+
+async def lock_endpoint_version(conn: AsyncConnection, endpoint_id: str) -> int | None:
+    """Lock the endpoint (its stream's writers serialise on it) and return its version."""
+    version: int | None = await conn.scalar(
+        select(t.webhook_endpoints.c.version)
+        .where(t.webhook_endpoints.c.endpoint_id == endpoint_id)
+        .with_for_update()
+    )
+    return version

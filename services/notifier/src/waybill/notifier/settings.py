@@ -19,3 +19,7 @@ class NotifierSettings(WaybillSettings):
     notifier_disable_after_s: float = Field(default=5 * 86400.0, gt=0)
     # Targets exempt from the SSRF check: comma-separated CIDRs or hosts, optional :port.
     notifier_allowed_targets: str = ""
+    # Every attempt is bounded: connect within the first, the whole answer within the second.
+    notifier_connect_timeout_s: float = Field(default=5.0, gt=0)
+    notifier_request_timeout_s: float = Field(default=15.0, gt=0)
+    notifier_delivery_concurrency: int = Field(default=16, ge=1)

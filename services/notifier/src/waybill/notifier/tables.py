@@ -19,9 +19,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from waybill.common.eventstore.schema import define_common_tables
+from waybill.common.queue import define_queue_tables
 
 metadata = MetaData()
 events, outbox, inbox = define_common_tables(metadata)
+# The deliveries (and, next, emails and SMS) are jobs of the kit's work queue.
+queue_jobs, queue_keys = define_queue_tables(metadata)
 
 webhook_endpoints = Table(
     "webhook_endpoints",
@@ -40,6 +43,8 @@ webhook_endpoints = Table(
     Column("previous_secret", Text, nullable=True),
     Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
     Column("last_success_at", DateTime(timezone=True), nullable=True),
+    # Its stream's version: deliveries' outcomes and disabling are events of the endpoint.
+    Column("version", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 02:01:47.888478
+Create Date: 2026-12-02 02:09:41.400550
 
 """
 from typing import Sequence, Union
@@ -54,6 +54,35 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('queue_jobs',
+    sa.Column('id', sa.BigInteger(), sa.Identity(always=True), nullable=False),
+    sa.Column('queue', sa.Text(), nullable=False),
+    sa.Column('tenant_id', sa.Text(), nullable=True),
+    sa.Column('key', sa.Text(), nullable=False),
+    sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('priority', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('status', sa.Text(), nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('run_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deadline', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('enqueued_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_queue_jobs_due', 'queue_jobs', ['queue', 'run_at'], unique=False, postgresql_where=sa.text("status IN ('queued', 'running')"))
+    op.create_index('ix_queue_jobs_failed', 'queue_jobs', ['queue'], unique=False, postgresql_where=sa.text("status = 'failed'"))
+    op.create_index('ix_queue_jobs_finished', 'queue_jobs', ['queue', 'finished_at'], unique=False, postgresql_where=sa.text("status = 'done'"))
+    op.create_index('ix_queue_jobs_key_due', 'queue_jobs', ['queue', 'key', 'run_at'], unique=False, postgresql_where=sa.text("status IN ('queued', 'running')"))
+    op.create_index('ix_queue_jobs_tenant', 'queue_jobs', ['tenant_id', 'id'], unique=False)
+    op.create_table('queue_keys',
+    sa.Column('queue', sa.Text(), nullable=False),
+    sa.Column('key', sa.Text(), nullable=False),
+    sa.Column('next_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('busy_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('served_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('queue', 'key', name='pk_queue_keys')
+    )
     op.create_table('webhook_endpoints',
     sa.Column('endpoint_id', sa.Text(), nullable=False),
     sa.Column('tenant_id', sa.Text(), nullable=False),
@@ -68,6 +97,7 @@ def upgrade() -> None:
     sa.Column('previous_secret', sa.Text(), nullable=True),
     sa.Column('previous_secret_expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_success_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('version', sa.Integer(), server_default='0', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('endpoint_id')
@@ -114,6 +144,13 @@ def downgrade() -> None:
     op.drop_table('webhook_messages')
     op.drop_index('ix_webhook_endpoints_tenant_created', table_name='webhook_endpoints')
     op.drop_table('webhook_endpoints')
+    op.drop_table('queue_keys')
+    op.drop_index('ix_queue_jobs_tenant', table_name='queue_jobs')
+    op.drop_index('ix_queue_jobs_key_due', table_name='queue_jobs', postgresql_where=sa.text("status IN ('queued', 'running')"))
+    op.drop_index('ix_queue_jobs_finished', table_name='queue_jobs', postgresql_where=sa.text("status = 'done'"))
+    op.drop_index('ix_queue_jobs_failed', table_name='queue_jobs', postgresql_where=sa.text("status = 'failed'"))
+    op.drop_index('ix_queue_jobs_due', table_name='queue_jobs', postgresql_where=sa.text("status IN ('queued', 'running')"))
+    op.drop_table('queue_jobs')
     op.drop_table('outbox')
     op.drop_table('inbox')
     op.drop_index('ix_events_tenant', table_name='events')

@@ -1,0 +1,146 @@
+"""Standard Webhooks deliveries to a real receiver: signed so the `standardwebhooks` library
+verifies them (with the old and the new secret after a rotation), one webhook-id per message;
+a failing receiver gets the schedule's attempts and then the message fails; 410 disables the
+endpoint at once. Every final outcome is an event of the endpoint."""
+
+from __future__ import annotations
+
+import uuid
+
+from standardwebhooks import Webhook
+from tests.notifier_stack import Receiver
+
+from waybill.common import topics
+from waybill.common.contracts.orders import OrderCancelled
+from waybill.devstack.eventually import eventually
+from waybill.devstack.records import envelope, publish, read_records
+from waybill.devstack.testing import Infra, Tenant
+
+
+async def _endpoint(backend: Tenant, url: str, types: list[str] | None = None) -> dict:
+    response = await backend.service.post(
+        "/webhook-endpoints", json={"url": url, "event_types": types or ["order.cancelled"]}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def _cancel_an_order(backend: Tenant, infra: Infra) -> str:
+    order_id = f"ord_{uuid.uuid4().hex}"
+    record = envelope(
+        OrderCancelled(order_id=order_id, reason="requested"),
+        tenant_id=backend.id,
+        subject=order_id,
+        sequence=3,
+    )
+    await publish(infra.bootstrap_servers, topics.ORDERS_EVENTS, record)
+    return order_id
+
+
+async def _deliveries(backend: Tenant, endpoint: dict) -> list[dict]:
+    response = await backend.service.get(f"/webhook-endpoints/{endpoint['id']}/deliveries")
+    return response.json()["items"]  # type: ignore[no-any-return]
+
+
+async def test_a_receiver_verifies_each_message_with_the_library_and_after_a_rotation(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/ok"
+    endpoint = await _endpoint(backend, receiver.url(path))
+    order_id = await _cancel_an_order(backend, infra)
+
+    first = await eventually(lambda: receiver.at(path), timeout_s=30, what="the first delivery")
+    payload = Webhook(endpoint["secret"]).verify(first[0].body, first[0].headers)
+    assert payload["type"] == "order.cancelled" and payload["data"]["order_id"] == order_id
+    assert first[0].headers["webhook-id"].startswith("msg_")
+
+    rotated = (
+        await backend.service.post(f"/webhook-endpoints/{endpoint['id']}/rotate-secret")
+    ).json()
+    await _cancel_an_order(backend, infra)
+    both = await eventually(
+        lambda: receiver.at(path), until=lambda r: len(r) == 2, timeout_s=30, what="the second"
+    )
+    second = both[1]
+    assert len(second.headers["webhook-signature"].split(" ")) == 2  # old and new, space-separated
+    Webhook(endpoint["secret"]).verify(second.body, second.headers)
+    Webhook(rotated["secret"]).verify(second.body, second.headers)
+
+    items = await eventually(
+        lambda: _deliveries(backend, endpoint),
+        until=lambda d: len(d) == 2 and all(x["status"] == "succeeded" for x in d),
+        timeout_s=30,
+        what="both succeeded",
+    )
+    assert {x["message_id"] for x in items} == {r.headers["webhook-id"] for r in both}
+    assert all(len(x["attempts"]) == 1 and x["attempts"][0]["status_code"] == 200 for x in items)
+
+
+async def test_a_failing_receiver_gets_the_schedule_then_the_message_fails(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/fail"
+    endpoint = await _endpoint(backend, receiver.url(path))
+    await _cancel_an_order(backend, infra)
+
+    items = await eventually(
+        lambda: _deliveries(backend, endpoint),
+        until=lambda d: bool(d) and d[0]["status"] == "failed",
+        timeout_s=60,
+        what="the message failed",
+    )
+
+    attempts = items[0]["attempts"]
+    assert [a["status_code"] for a in attempts] == [500, 500, 500]  # first + the 2 retries
+    assert {a["error_class"] for a in attempts} == {"http_5xx"}
+    seen = receiver.at(path)
+    assert len({r.headers["webhook-id"] for r in seen}) == 1 and len(seen) == 3
+    gaps = [
+        (b - a).total_seconds()
+        for a, b in zip(
+            [_at(x) for x in attempts[:-1]], [_at(x) for x in attempts[1:]], strict=True
+        )
+    ]
+    assert all(0.8 <= gap <= 5 for gap in gaps), gaps  # 1 s +-10 %, plus the worker's turn
+    outcomes = await _endpoint_events(infra, endpoint["id"])
+    assert outcomes == ["webhook.delivery_failed"]
+
+
+async def test_410_gone_disables_the_endpoint_at_once(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/gone"
+    endpoint = await _endpoint(backend, receiver.url(path))
+    await _cancel_an_order(backend, infra)
+
+    disabled = await eventually(
+        lambda: backend.service.get(f"/webhook-endpoints/{endpoint['id']}"),
+        until=lambda r: r.json()["status"] == "disabled",
+        timeout_s=30,
+        what="disabled",
+    )
+
+    assert "410" in disabled.json()["disabled_reason"]
+    assert len(receiver.at(path)) == 1
+    events = await eventually(
+        lambda: _endpoint_events(infra, endpoint["id"]),
+        until=lambda e: len(e) == 2,
+        timeout_s=30,
+        what="the endpoint's events",
+    )
+    assert events == ["webhook.endpoint_disabled", "webhook.delivery_failed"]
+
+
+def _at(attempt: dict):
+    from datetime import datetime
+
+    return datetime.fromisoformat(attempt["at"])
+
+
+async def _endpoint_events(infra: Infra, endpoint_id: str) -> list[str]:
+    records = await read_records(
+        infra.bootstrap_servers, topics.NOTIFIER_EVENTS, lambda r: r.key == endpoint_id.encode()
+    )
+    return [
+        r.headers["ce_type"] for r in sorted(records, key=lambda r: int(r.headers["ce_sequence"]))
+    ]
