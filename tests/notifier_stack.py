@@ -56,6 +56,10 @@ class Receiver:
 
     port: int
     requests: list[Received] = field(default_factory=list)
+    answers: dict[str, int] = field(default_factory=dict)  # path -> status, set by a test
+
+    def answer(self, path: str, status: int) -> None:
+        self.answers[path] = status
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -67,6 +71,7 @@ class Receiver:
 @pytest.fixture(scope="session")
 def receiver() -> Iterator[Receiver]:
     store: list[Received] = []
+    answers: dict[str, int] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -75,7 +80,8 @@ def receiver() -> Iterator[Receiver]:
             path = self.path.split("?")[0]
             store.append(Received(path, {k.lower(): v for k, v in self.headers.items()}, body))
             # The last path segment says how to answer: .../fail, .../gone, else 200.
-            status = {"fail": 500, "gone": 410}.get(path.rsplit("/", 1)[-1], 200)
+            default = {"fail": 500, "gone": 410}.get(path.rsplit("/", 1)[-1], 200)
+            status = answers.get(path, default)
             self.send_response(status)
             self.send_header("content-length", "2")
             self.end_headers()
@@ -87,6 +93,6 @@ def receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Receiver(server.server_address[1], store)
+    yield Receiver(server.server_address[1], store, answers)
     server.shutdown()
     server.server_close()

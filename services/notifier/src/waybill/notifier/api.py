@@ -19,7 +19,7 @@ from waybill.common.http.pagination import Page, PageParams, encode_cursor, page
 from waybill.common.keyset import cursor_from_position, position_from_cursor
 from waybill.notifier.domain import errors
 from waybill.notifier.handlers import NotifierHandlers
-from waybill.notifier.schemas import EndpointIn, EndpointPatch
+from waybill.notifier.schemas import EndpointIn, EndpointPatch, RecoverIn
 from waybill.notifier.views import DeliveryView, EndpointView, EndpointWithSecretView
 
 router = APIRouter(tags=["webhook endpoints"])
@@ -31,6 +31,8 @@ NOT_FOUND = problem_responses({404: ["WEBHOOK_ENDPOINT_NOT_FOUND"]})
 ERROR_STATUS: ErrorStatus = {
     errors.NotifierError.code: 409,
     errors.EndpointNotFound.code: 404,
+    errors.DeliveryNotFound.code: 404,
+    errors.DeliveryPending.code: 409,
     UnsafeTarget.code: 422,  # the SSRF check (waybill.common.http.outbound)
 }
 
@@ -130,3 +132,30 @@ async def deliveries(
     return Page[DeliveryView](
         items=items, next_cursor=encode_cursor(cursor_from_position(last)) if last else None
     )
+
+
+@router.post(
+    "/deliveries/{message_id}/replay",
+    response_model=DeliveryView,
+    responses=problem_responses({404: ["DELIVERY_NOT_FOUND"], 409: ["DELIVERY_PENDING"]}),
+)
+async def replay(
+    message_id: Annotated[str, Path(pattern=r"^msg_[0-9a-f]{32}$")], svc: Handlers, caller: Backend
+) -> DeliveryView:
+    """Send a message again, with the same ``webhook-id`` (a receiver that saw it already can
+    tell), on a fresh schedule of attempts."""
+    return await svc.replay(caller, message_id)
+
+
+@router.post(
+    "/webhook-endpoints/{endpoint_id}/recover", response_model=dict[str, int], responses=NOT_FOUND
+)
+async def recover(
+    endpoint_id: EndpointId, body: RecoverIn, svc: Handlers, caller: Backend
+) -> dict[str, int]:
+    """Send again every failed message of the endpoint created in [``since``, ``until``);
+    ``dry_run`` only counts them. Answers ``{"count"}``."""
+    count = await svc.recover(
+        caller, endpoint_id, since=body.since, until=body.until, dry_run=body.dry_run
+    )
+    return {"count": count}

@@ -32,7 +32,7 @@ from waybill.common.keyset import Position
 from waybill.common.queue import JobQueue, NewJob
 from waybill.notifier import repository as db
 from waybill.notifier.domain.endpoints import new_secret
-from waybill.notifier.domain.errors import EndpointNotFound
+from waybill.notifier.domain.errors import DeliveryNotFound, DeliveryPending, EndpointNotFound
 from waybill.notifier.views import DeliveryView, EndpointView, EndpointWithSecretView
 
 log = structlog.get_logger(__name__)
@@ -98,6 +98,63 @@ class NotifierHandlers:
                 ],
             )
         return len(inserted)
+
+    # --- replay and recovery ---------------------------------------------------------------
+
+    async def replay(self, caller: Caller, message_id: str) -> DeliveryView:
+        """Send a message again (the same ``webhook-id``): a new schedule of attempts."""
+        async with self.engine.begin() as conn:
+            message = await db.message_row(conn, caller.tenant_id, message_id, lock=True)
+            if message is None:
+                raise DeliveryNotFound(f"delivery {message_id} not found")
+            if message.status == "pending":
+                raise DeliveryPending(f"delivery {message_id} is still being attempted")
+            await self._reopen(
+                conn, caller.tenant_id, [(message_id, message.endpoint_id, message.subject)]
+            )
+        return await self._delivery_view(caller.tenant_id, message_id)
+
+    async def recover(
+        self,
+        caller: Caller,
+        endpoint_id: str,
+        *,
+        since: datetime,
+        until: datetime | None,
+        dry_run: bool,
+    ) -> int:
+        """Send again every failed message of the endpoint created in [since, until)."""
+        async with self.engine.begin() as conn:
+            if await db.endpoint_row(conn, caller.tenant_id, endpoint_id) is None:
+                raise EndpointNotFound(f"webhook endpoint {endpoint_id} not found")
+            failed = await db.failed_messages(conn, endpoint_id, since, until)
+            if not dry_run and failed:
+                await self._reopen(
+                    conn, caller.tenant_id, [(m.message_id, endpoint_id, m.subject) for m in failed]
+                )
+        if not dry_run:
+            log.info("webhook_endpoint_recover_started", endpoint_id=endpoint_id, count=len(failed))
+        return len(failed)
+
+    async def _reopen(
+        self, conn: AsyncConnection, tenant_id: str, messages: list[tuple[str, str, str]]
+    ) -> None:
+        await db.reopen_messages(conn, [m for m, _, _ in messages], self.clock())
+        if self.delivery_queue is not None:
+            await self.delivery_queue.enqueue_many(
+                conn,
+                [
+                    NewJob(key=f"{e}:{subject}", payload={"message_id": m}, tenant_id=tenant_id)
+                    for m, e, subject in messages
+                ],
+            )
+
+    async def _delivery_view(self, tenant_id: str, message_id: str) -> DeliveryView:
+        async with self.engine.connect() as conn:
+            row = await db.message_row(conn, tenant_id, message_id)
+            attempts = await db.attempts_of(conn, [message_id])
+        assert row is not None
+        return DeliveryView.from_row(row, attempts[message_id])
 
     # --- endpoints -------------------------------------------------------------------------
 

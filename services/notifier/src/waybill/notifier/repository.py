@@ -142,7 +142,7 @@ async def attempts_of(conn: AsyncConnection, message_ids: Sequence[str]) -> dict
     rows = await conn.execute(
         select(t.webhook_attempts)
         .where(t.webhook_attempts.c.message_id.in_(list(message_ids)))
-        .order_by(t.webhook_attempts.c.message_id, t.webhook_attempts.c.attempt)
+        .order_by(t.webhook_attempts.c.message_id, t.webhook_attempts.c.at)
     )
     found: dict[str, list[Any]] = {m: [] for m in message_ids}
     for row in rows:
@@ -200,3 +200,34 @@ async def lock_endpoint_version(conn: AsyncConnection, endpoint_id: str) -> int 
         .with_for_update()
     )
     return version
+
+
+async def message_row(
+    conn: AsyncConnection, tenant_id: str, message_id: str, *, lock: bool = False
+) -> Any | None:
+    query = select(t.webhook_messages).where(
+        t.webhook_messages.c.message_id == message_id,
+        t.webhook_messages.c.tenant_id == tenant_id,
+    )
+    return (await conn.execute(query.with_for_update() if lock else query)).one_or_none()
+
+
+async def failed_messages(
+    conn: AsyncConnection, endpoint_id: str, since: datetime, until: datetime | None
+) -> list[Any]:
+    query = select(t.webhook_messages.c.message_id, t.webhook_messages.c.subject).where(
+        t.webhook_messages.c.endpoint_id == endpoint_id,
+        t.webhook_messages.c.status == "failed",
+        t.webhook_messages.c.created_at >= since,
+    )
+    if until is not None:
+        query = query.where(t.webhook_messages.c.created_at < until)
+    return list(await conn.execute(query.order_by(t.webhook_messages.c.created_at)))
+
+
+async def reopen_messages(conn: AsyncConnection, message_ids: Sequence[str], now: datetime) -> None:
+    await conn.execute(
+        update(t.webhook_messages)
+        .where(t.webhook_messages.c.message_id.in_(list(message_ids)))
+        .values(status="pending", next_attempt_at=now, finished_at=None)
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from waybill.common.http.models import JSON_INTEGER, StrictModel
 
@@ -46,3 +46,14 @@ class EndpointPatch(_Body):
     headers: Headers | None = None
     rate_limit_per_s: RateLimit | None = None
     status: Annotated[str, Field(pattern="^(active|disabled)$")] | None = None
+
+
+# RFC 3339 text with an offset; strict models take no strings for datetimes, so these two
+# fields parse their JSON strings (the body stays strict everywhere else).
+Moment = Annotated[AwareDatetime, Field(strict=False)]
+
+
+class RecoverIn(_Body):
+    since: Moment
+    until: Moment | None = None
+    dry_run: bool = False

@@ -15,3 +15,14 @@ class NotifierError(DomainError):
 class EndpointNotFound(NotifierError):
     code = "WEBHOOK_ENDPOINT_NOT_FOUND"
     failure_class = FailureClass.PERMANENT_NOT_FOUND
+
+
+class DeliveryNotFound(NotifierError):
+    code = "DELIVERY_NOT_FOUND"
+    failure_class = FailureClass.PERMANENT_NOT_FOUND
+
+
+class DeliveryPending(NotifierError):
+    """A replay of a message that is still being attempted (its schedule runs)."""
+
+    code = "DELIVERY_PENDING"
