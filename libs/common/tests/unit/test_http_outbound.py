@@ -281,3 +281,10 @@ async def test_a_refusal_is_a_permanent_domain_error_the_api_maps_to_unsafe_webh
     assert refused.value.code == "UNSAFE_WEBHOOK_URL"
     assert refused.value.extra == {"reason": "private"}
     assert classify(refused.value) is FailureClass.PERMANENT_INVALID_INPUT
+
+
+async def test_a_name_dns_cannot_carry_is_unresolvable_not_a_crash():
+    from waybill.common.http.outbound import AllowList, UnresolvableTarget, resolve_checked
+
+    with pytest.raises(UnresolvableTarget):
+        await resolve_checked("https://" + "0" * 300 + "/hook", AllowList.parse(""))

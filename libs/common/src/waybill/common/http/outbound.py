@@ -242,7 +242,8 @@ async def system_resolver(host: str, port: int) -> Sequence[Address]:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError) as exc:
+        # UnicodeError: the name cannot even be put to DNS (a label over 63 characters).
         raise UnresolvableTarget(f"cannot resolve {host!r}: {exc}") from exc
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
