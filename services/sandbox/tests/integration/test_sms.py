@@ -105,6 +105,7 @@ async def test_bad_messages_are_refused_with_the_provider_error_shape(api):
         {"to": "+15551234567"},
         {"to": 15551234567, "body": "a number is not a string"},
         ["not", "an", "object"],
+        {"to": "+15551234567", "body": "hi", "idempotency_key": "k1"},  # it is a header
     ):
         response = await api.http.post("/v1/messages", json=body)
         assert response.status_code == 400, body

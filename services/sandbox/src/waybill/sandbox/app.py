@@ -47,6 +47,8 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     configure_logging(SERVICE, settings)
     # One INFO line per webhook POST would be most of the log (and CPU) under load.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosmtpd logs every connection and hang-up at INFO (its "mail.log" logger); ours say more.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     database = settings.sandbox_database
     engine = create_engine(settings.database_dsn(database), pool_size=settings.sandbox_db_pool_size)
     knobs = FaultKnobs(settings)

@@ -33,6 +33,10 @@ class SendSms(BaseModel):
     to: StrictStr = Field(pattern=E164)
     body: StrictStr = Field(min_length=1, max_length=MAX_BODY_CHARS)
 
+    # Not a body field (the header is): refused rather than ignored, so a caller who puts it in
+    # the body learns at once instead of sending duplicates on every retry.
+    idempotency_key: None = Field(default=None, description="use the Idempotency-Key header")
+
     @field_validator("body")
     @classmethod
     def _storable(cls, body: str) -> str:
