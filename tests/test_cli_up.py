@@ -84,6 +84,8 @@ class WaybillUp:
         self.env["WAYBILL_KAFKA_PORT"] = str(_free_port(with_next=True))
         for spec in SERVICES:
             self.env[spec.port_env] = str(_free_port())
+            for listener in spec.listeners:  # the sandbox's SMTP server
+                self.env[listener.setting] = str(_free_port())
         self.popen: subprocess.Popen[bytes] | None = None
         self.seen_pids: set[int] = set()
 

@@ -9,6 +9,7 @@ from waybill.devstack.topology import (
     REPLICA_PORT_STEP,
     SERVICES,
     Link,
+    Listener,
     ServiceSpec,
     link_env,
     service,
@@ -65,3 +66,10 @@ def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services
 def test_an_unknown_service_is_named_with_the_ones_there_are():
     with pytest.raises(KeyError, match=r"monitor.*sandbox, orders, payments, shipping, notifier"):
         service("monitor")
+
+
+def test_the_sandbox_smtp_server_is_a_listener_on_its_default_port_from_the_ports_module():
+    assert service("sandbox").listeners == (
+        Listener("WAYBILL_SANDBOX_SMTP_PORT", ports.SANDBOX_SMTP),
+    )
+    assert all(not spec.listeners for spec in SERVICES if spec.name != "sandbox")

@@ -155,6 +155,12 @@ class SandboxApi:
 
 
 @pytest.fixture
+def smtp_port(sandbox: ServiceProcess) -> int:
+    """The sandbox's SMTP server (a free port the test support gave it)."""
+    return sandbox.listeners["WAYBILL_SANDBOX_SMTP_PORT"]
+
+
+@pytest.fixture
 async def api(sandbox: ServiceProcess) -> AsyncIterator[SandboxApi]:
     """A provider API client; the fault knobs are put back after each test."""
     async with httpx.AsyncClient(

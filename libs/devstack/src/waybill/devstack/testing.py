@@ -162,6 +162,8 @@ class ServiceProcess:
     name: str
     url: str
     process: ManagedProcess
+    # The service's other ports by setting (topology ``listeners``), e.g. the sandbox's SMTP.
+    listeners: dict[str, int] = field(default_factory=dict)
 
     def kill(self) -> None:
         """SIGKILL: a crash, not a shutdown."""
@@ -193,6 +195,7 @@ def start_service(
     port = port or free_port()
     env = {**dict(spec.dev_env), **infra.env(), spec.port_env: str(port)}
     env["WAYBILL_LOG_JSON"] = "true"
+    env.update({listener.setting: str(free_port()) for listener in spec.listeners})
     env.update(extra_env or {})
     process = ManagedProcess(
         spec.name,
@@ -203,7 +206,8 @@ def start_service(
     process.start()
     url = f"http://127.0.0.1:{port}"
     _wait_ready(process, url)
-    return ServiceProcess(spec.name, url, process)
+    listeners = {listener.setting: int(env[listener.setting]) for listener in spec.listeners}
+    return ServiceProcess(spec.name, url, process, listeners)
 
 
 def _wait_ready(process: ManagedProcess, url: str, timeout_s: float = 90) -> None:

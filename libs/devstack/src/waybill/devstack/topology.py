@@ -31,6 +31,17 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Listener:
+    """A second port a service listens on (the sandbox's SMTP server), read from ``setting``.
+
+    ``waybill up`` leaves it at ``default_port``; the test support gives it a free port, so
+    parallel sessions and two sandboxes in one session never collide."""
+
+    setting: str
+    default_port: int
+
+
+@dataclass(frozen=True)
 class Instance:
     """One process of a service: its name in logs and ``up.json``, and its port."""
 
@@ -52,6 +63,7 @@ class ServiceSpec:
     needs_database: bool = True
     needs_broker: bool = True
     links: tuple[Link, ...] = ()
+    listeners: tuple[Listener, ...] = ()
     replicas: int = 1
     # Settings the dev stack (``waybill up``, the tests) gives the service unless the caller's
     # environment says otherwise: what is right on a laptop and wrong in production.
@@ -87,6 +99,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         needs_broker=False,
         # The provider calls back the merchant that charged it (signed webhooks).
         links=(Link("WAYBILL_SANDBOX_WEBHOOK_URL", "payments", "/webhooks/provider"),),
+        listeners=(Listener("WAYBILL_SANDBOX_SMTP_PORT", ports.SANDBOX_SMTP),),
     ),
     ServiceSpec("orders", "waybill.orders", ports.ORDERS),
     ServiceSpec(

@@ -1,4 +1,5 @@
-"""``/admin`` and ``/ledger``: read what happened, turn the fault knobs (no key: loopback only)."""
+"""``/admin``, ``/ledger``, ``/mailbox`` and ``/sms``: read what happened, turn the fault knobs
+(no key: loopback only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from waybill.sandbox.fault_layer import RequestLog
 from waybill.sandbox.faults import FaultKnobs, Faults, FaultsUpdate
 from waybill.sandbox.ledger import read_ledger, webhook_history
+from waybill.sandbox.mailbox import Mailbox
+from waybill.sandbox.sms import SmsProvider
 
 router = APIRouter(tags=["sandbox admin"])
 
@@ -63,3 +66,30 @@ async def put_faults(request: Request, change: FaultsUpdate) -> Faults:
 @router.post("/admin/faults/reset", summary="Put the knobs back to the settings")
 async def reset_faults(request: Request) -> Faults:
     return _knobs(request).reset()
+
+
+@router.get("/mailbox", summary="Messages the SMTP server accepted, newest last, parsed")
+async def list_mailbox(
+    request: Request,
+    to: Annotated[str | None, Query(max_length=320)] = None,
+    message_id: Annotated[str | None, Query(max_length=998)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, list[dict[str, Any]]]:
+    mailbox: Mailbox = request.app.state.mailbox
+    return {"items": await mailbox.list(to, message_id, limit)}
+
+
+@router.delete("/mailbox", summary="Empty the mailbox")
+async def clear_mailbox(request: Request) -> dict[str, int]:
+    mailbox: Mailbox = request.app.state.mailbox
+    return {"deleted": await mailbox.clear()}
+
+
+@router.get("/sms", summary="Text messages the SMS provider sent, newest last")
+async def list_sms(
+    request: Request,
+    to: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, list[dict[str, Any]]]:
+    sms: SmsProvider = request.app.state.sms
+    return {"items": await sms.list(to, limit)}

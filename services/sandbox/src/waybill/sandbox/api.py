@@ -1,5 +1,8 @@
 """The provider API routes (``/v1/...``): authenticate, parse, call the provider, answer.
 
+Payments (``/v1/payment_intents``, ``/v1/refunds``) and SMS (``/v1/messages``) share the key,
+the error shape, the Idempotency-Key handling and the fault layer.
+
 Bodies are parsed by hand rather than by FastAPI so that every error keeps the provider's own
 shape (``{"error": {...}}``, 400) instead of Waybill's problem+json 422.
 """
@@ -17,6 +20,7 @@ from waybill.sandbox import idempotency
 from waybill.sandbox.errors import ProviderError, invalid_request, json_response
 from waybill.sandbox.idempotency import StoredResponse
 from waybill.sandbox.provider import CreateIntent, CreateRefund, PaymentProvider, parse
+from waybill.sandbox.sms import SendSms, SmsProvider
 
 
 async def provider(request: Request) -> PaymentProvider:
@@ -33,7 +37,12 @@ async def require_api_key(
         )
 
 
+async def sms_provider(request: Request) -> SmsProvider:
+    return request.app.state.sms  # type: ignore[no-any-return]
+
+
 Provider = Annotated[PaymentProvider, Depends(provider)]
+Sms = Annotated[SmsProvider, Depends(sms_provider)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 # The provider API answers errors the way Stripe does (``{"error": {...}}`` as
@@ -85,6 +94,19 @@ async def create_refund(
     key = idempotency.check_key(key)
     body = parse(CreateRefund, await _json_body(request))
     return _stored(await provider.create_refund(key, body))
+
+
+@router.post(
+    "/messages",
+    summary="Send an SMS (stored, listed by GET /sms)",
+    status_code=201,
+    responses={201: {"description": '`{"id", "to", "status": "queued", ...}`'}},
+)
+async def send_message(request: Request, sms: Sms, key: IdempotencyKey = None) -> Response:
+    """``Idempotency-Key`` is optional here: with it, a retry returns the first answer."""
+    key = None if key is None else idempotency.check_key(key)
+    body = parse(SendSms, await _json_body(request))
+    return _stored(await sms.send(key, body))
 
 
 async def provider_error_handler(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,5 @@
-"""Bootstrap: settings, database, provider, settlement, webhook delivery and routes, wired once.
+"""Bootstrap: settings, database, provider, settlement, webhook delivery, the SMS provider, the
+SMTP server and routes, wired once.
 
 :func:`build_app` is the FastAPI app; :func:`build_asgi` wraps it in the fault layer and is
 what ``python -m waybill.sandbox`` serves (a reset needs the raw connection; fault_layer.py).
@@ -24,9 +25,12 @@ from waybill.sandbox.delivery import WebhookSender, webhook_queue
 from waybill.sandbox.errors import ProviderError
 from waybill.sandbox.fault_layer import FaultLayer, RequestLog
 from waybill.sandbox.faults import FaultKnobs
+from waybill.sandbox.mailbox import Mailbox
 from waybill.sandbox.provider import PaymentProvider
 from waybill.sandbox.settings import SandboxSettings
 from waybill.sandbox.settlement import Settlement
+from waybill.sandbox.sms import SmsProvider
+from waybill.sandbox.smtp import MailboxHandler, SmtpServer
 from waybill.sandbox.webhooks import WebhookEvents
 
 SERVICE = "sandbox"
@@ -43,6 +47,8 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     configure_logging(SERVICE, settings)
     # One INFO line per webhook POST would be most of the log (and CPU) under load.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # aiosmtpd logs every connection and hang-up at INFO (its "mail.log" logger); ours say more.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     database = settings.sandbox_database
     engine = create_engine(settings.database_dsn(database), pool_size=settings.sandbox_db_pool_size)
     knobs = FaultKnobs(settings)
@@ -82,6 +88,8 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
         settle_after_s=settings.sandbox_async_settle_s,
         on_settlement_scheduled=settlement.wake,
     )
+    mailbox = Mailbox(engine)
+    smtp = SmtpServer(MailboxHandler(mailbox, knobs), "127.0.0.1", settings.sandbox_smtp_port)
 
     # One process (the outside world has no roles): everything runs under the workers role so
     # WAYBILL_ROLES still means one thing everywhere.
@@ -91,6 +99,7 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     life.cleanup("webhook-client", client.aclose)
     life.component(Role.WORKERS, "webhook-deliveries", lambda: deliverer)
     life.task(Role.WORKERS, "settlement", settlement.run)
+    life.component(Role.WORKERS, "smtp-server", lambda: smtp)
 
     app = create_app(
         service=SERVICE,
@@ -105,6 +114,8 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
     app.state.knobs = knobs
     app.state.requests = RequestLog()
     app.state.provider = provider
+    app.state.sms = SmsProvider(engine)
+    app.state.mailbox = mailbox
     app.state.settlement = settlement
     app.state.deliverer = deliverer
     app.state.queues = [queue]

@@ -31,6 +31,8 @@ from waybill.sandbox.faults import Fault, FaultKnobs
 log = structlog.get_logger(__name__)
 
 PROVIDER_PREFIX = "/v1/"
+# The SMS provider's routes: the same layer, with the SMS knobs (faults.draw_request_fault).
+SMS_PREFIX = "/v1/messages"
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ class RequestLog:
 
 
 class FaultLayer:
-    """Pure ASGI: latency, 500s, resets, 429s and timeouts on ``/v1/...`` only."""
+    """Pure ASGI: latency, 500s, resets, 429s and timeouts on ``/v1/...`` only (the SMS
+    provider's ``/v1/messages``: latency, 500s and 429s, from its own knobs)."""
 
     def __init__(
         self, app: ASGIApp, knobs: FaultKnobs, requests: RequestLog, *, hang_s: float
@@ -80,10 +83,13 @@ class FaultLayer:
             await self.app(scope, receive, send)
             return
         started = time.time()
-        fault = self.knobs.draw_request_fault()
+        sms = scope["path"].startswith(SMS_PREFIX)
+        fault = self.knobs.draw_request_fault(sms=sms)
         faults = self.knobs.current
-        if faults.latency_ms > 0:
-            await asyncio.sleep(faults.latency_ms / 1000)
+        latency_ms = faults.sms_latency_ms if sms else faults.latency_ms
+        retry_after_s = faults.sms_retry_after_s if sms else faults.retry_after_s
+        if latency_ms > 0:
+            await asyncio.sleep(latency_ms / 1000)
 
         status: int | None = None
 
@@ -105,7 +111,7 @@ class FaultLayer:
         elif fault is Fault.rate_limit:
             note(429)
             error = ProviderError(429, "rate_limit_error", "rate_limit", "Too many requests")
-            await _answer(send, error, {"retry-after": str(faults.retry_after_s)})
+            await _answer(send, error, {"retry-after": str(retry_after_s)})
         elif fault is Fault.reset:
             note(None)
             await _reset(scope, receive, send)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import random
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from waybill.sandbox.settings import SandboxSettings
+
+T = TypeVar("T")
 
 
 class Fault(StrEnum):
@@ -37,6 +40,13 @@ class Faults(BaseModel):
     webhook_delay_s: float = Field(default=0.0, ge=0.0)
     webhook_drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     webhook_duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sms_latency_ms: float = Field(default=0.0, ge=0.0)
+    sms_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sms_rate_limit_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    sms_retry_after_s: int = Field(default=1, ge=0)
+    smtp_latency_ms: float = Field(default=0.0, ge=0.0)
+    smtp_temporary_reject_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    smtp_permanent_reject_rate: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> Faults:
@@ -50,6 +60,13 @@ class Faults(BaseModel):
             webhook_delay_s=settings.sandbox_webhook_delay_s,
             webhook_drop_rate=settings.sandbox_webhook_drop_rate,
             webhook_duplicate_rate=settings.sandbox_webhook_duplicate_rate,
+            sms_latency_ms=settings.sandbox_sms_latency_ms,
+            sms_error_rate=settings.sandbox_sms_error_rate,
+            sms_rate_limit_rate=settings.sandbox_sms_rate_limit_rate,
+            sms_retry_after_s=settings.sandbox_sms_retry_after_s,
+            smtp_latency_ms=settings.sandbox_smtp_latency_ms,
+            smtp_temporary_reject_rate=settings.sandbox_smtp_temporary_reject_rate,
+            smtp_permanent_reject_rate=settings.sandbox_smtp_permanent_reject_rate,
         )
 
 
@@ -70,6 +87,21 @@ class FaultsUpdate(BaseModel):
     webhook_delay_s: float | None = Field(default=None, ge=0.0, le=86_400.0)
     webhook_drop_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     webhook_duplicate_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    sms_latency_ms: float | None = Field(default=None, ge=0.0, le=600_000.0)
+    sms_error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    sms_rate_limit_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    sms_retry_after_s: int | None = Field(default=None, ge=0, le=86_400)
+    smtp_latency_ms: float | None = Field(default=None, ge=0.0, le=600_000.0)
+    smtp_temporary_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    smtp_permanent_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class SmtpVerdict(StrEnum):
+    """What the SMTP server answers one recipient (RCPT TO)."""
+
+    accept = "250 2.1.5 OK"
+    temporary = "451 4.3.0 Temporary failure (sandbox fault), try again later"
+    permanent = "550 5.1.1 Mailbox unavailable (sandbox fault)"
 
 
 class FaultKnobs:
@@ -88,24 +120,47 @@ class FaultKnobs:
         self.current = Faults.from_settings(self._settings)
         return self.current
 
-    def draw_request_fault(self) -> Fault | None:
-        """At most one fault per request; the rates are slices of one draw (capped at 1)."""
+    def draw_request_fault(self, sms: bool = False) -> Fault | None:
+        """At most one fault per request; the rates are slices of one draw (capped at 1).
+
+        The SMS provider has its own rates (errors and 429s only), so a test that makes the
+        payment API fail does not also make every customer SMS fail."""
         faults = self.current
-        roll = self._rng.random()
-        edge = 0.0
-        for fault, rate in (
-            (Fault.error, faults.error_rate),
-            (Fault.reset, faults.reset_rate),
-            (Fault.timeout, faults.timeout_rate),
-            (Fault.rate_limit, faults.rate_limit_rate),
-        ):
-            edge += rate
-            if roll < edge:
-                return fault
-        return None
+        rates = (
+            ((Fault.error, faults.sms_error_rate), (Fault.rate_limit, faults.sms_rate_limit_rate))
+            if sms
+            else (
+                (Fault.error, faults.error_rate),
+                (Fault.reset, faults.reset_rate),
+                (Fault.timeout, faults.timeout_rate),
+                (Fault.rate_limit, faults.rate_limit_rate),
+            )
+        )
+        return _slice(self._rng.random(), rates)
+
+    def draw_smtp_verdict(self) -> SmtpVerdict:
+        """One recipient's answer: temporary, permanent or accepted (slices of one draw)."""
+        faults = self.current
+        verdict = _slice(
+            self._rng.random(),
+            (
+                (SmtpVerdict.temporary, faults.smtp_temporary_reject_rate),
+                (SmtpVerdict.permanent, faults.smtp_permanent_reject_rate),
+            ),
+        )
+        return verdict or SmtpVerdict.accept
 
     def webhook_dropped(self) -> bool:
         return self._rng.random() < self.current.webhook_drop_rate
 
     def webhook_copies(self) -> int:
         return 2 if self._rng.random() < self.current.webhook_duplicate_rate else 1
+
+
+def _slice(roll: float, rates: tuple[tuple[T, float], ...]) -> T | None:
+    edge = 0.0
+    for outcome, rate in rates:
+        edge += rate
+        if roll < edge:
+            return outcome
+    return None

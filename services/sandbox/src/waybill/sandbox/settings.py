@@ -27,6 +27,16 @@ class SandboxSettings(WaybillSettings):
     sandbox_webhook_delay_s: float = Field(default=0.0, ge=0.0)
     sandbox_webhook_drop_rate: float = Rate
     sandbox_webhook_duplicate_rate: float = Rate
+    # The SMS provider (POST /v1/messages): its own knobs, so payment faults leave SMS alone.
+    sandbox_sms_latency_ms: float = Field(default=0.0, ge=0.0)
+    sandbox_sms_error_rate: float = Rate
+    sandbox_sms_rate_limit_rate: float = Rate
+    sandbox_sms_retry_after_s: int = Field(default=1, ge=0)
+    # The SMTP server (aiosmtpd, in this process): rejections per recipient, latency per message.
+    sandbox_smtp_port: int = ports.SANDBOX_SMTP
+    sandbox_smtp_latency_ms: float = Field(default=0.0, ge=0.0)
+    sandbox_smtp_temporary_reject_rate: float = Rate
+    sandbox_smtp_permanent_reject_rate: float = Rate
     # Beyond the contract: operational details with defaults that match it.
     sandbox_database: str = "waybill_sandbox"  # tests point each sandbox at a fresh database
     sandbox_db_pool_size: int = 20  # see orders_db_pool_size

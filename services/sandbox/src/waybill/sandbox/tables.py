@@ -1,4 +1,5 @@
-"""The sandbox database (``waybill_sandbox``): intents, refunds, idempotency, webhooks.
+"""The sandbox database (``waybill_sandbox``): intents, refunds, idempotency, webhooks, the
+mailbox of the SMTP server and the messages of the SMS provider.
 
 The ledger is not a table of its own: a charge is an intent created ``succeeded`` or
 ``processing`` (``charged``), so a double charge would show up as two intents, which is
@@ -20,7 +21,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from waybill.common.queue import define_queue_tables
 
@@ -113,4 +114,35 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Column("duration_ms", Integer, nullable=False),
     Index("ix_webhook_attempts_delivery", "delivery_id"),
+)
+
+# Every message the SMTP server accepted (smtp.py), as it arrived: the raw text is the source of
+# truth, the header columns are there to filter on (GET /mailbox parses the rest at read time).
+mailbox = Table(
+    "mailbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("mail_from", Text, nullable=False),
+    Column("rcpt_tos", ARRAY(Text), nullable=False),
+    Column("subject", Text, nullable=True),
+    Column("message_id", Text, nullable=True),
+    Column("raw", Text, nullable=False),
+    Column("size", Integer, nullable=False),  # bytes, as received
+    Index("ix_mailbox_message_id", "message_id"),
+    Index("ix_mailbox_rcpt_tos", "rcpt_tos", postgresql_using="gin"),
+)
+
+# What the SMS provider "sent" (sms.py). A retry with the same Idempotency-Key replays the stored
+# answer through idempotency_keys and stores nothing here.
+sms_messages = Table(
+    "sms_messages",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("to", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Index("ix_sms_messages_to", "to", "created"),
 )
