@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field
 
 from waybill.common.http.models import JSON_INTEGER, StrictModel
 
@@ -48,9 +48,15 @@ class EndpointPatch(_Body):
     status: Annotated[str, Field(pattern="^(active|disabled)$")] | None = None
 
 
-# RFC 3339 text with an offset; strict models take no strings for datetimes, so these two
-# fields parse their JSON strings (the body stays strict everywhere else).
-Moment = Annotated[AwareDatetime, Field(strict=False)]
+def _text_only(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("expected an RFC 3339 date-time string")
+    return value
+
+
+# RFC 3339 text with an offset. A strict model takes no string for a datetime, a lax one takes
+# numbers too (seconds since 1970): lax parsing of strings only, which is what the schema says.
+Moment = Annotated[AwareDatetime, Field(strict=False), BeforeValidator(_text_only)]
 
 
 class RecoverIn(_Body):
