@@ -1,8 +1,7 @@
 """``python -m waybill.notifier``: serve the notifier on 127.0.0.1:$WAYBILL_NOTIFIER_PORT."""
 
-from waybill.notifier.app import build_app
-
 from waybill.common.http.serve import serve
+from waybill.notifier.app import build_app
 from waybill.notifier.settings import NotifierSettings
 
 
