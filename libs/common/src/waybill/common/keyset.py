@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from waybill.common.http.pagination import encode_cursor
+
 Position = tuple[str, str]  # (created_at ISO 8601, id) of the last item a page showed
 
 
@@ -44,3 +46,8 @@ def position_from_cursor(cursor: dict[str, Any] | None) -> Position | None:
 
 def cursor_from_position(position: Position) -> dict[str, Any]:
     return {"c": position[0], "id": position[1]}
+
+
+def next_cursor(last: Position | None) -> str | None:
+    """The ``next_cursor`` of a keyset page that ended at ``last`` (None: the last page)."""
+    return encode_cursor(cursor_from_position(last)) if last else None

@@ -15,8 +15,8 @@ from waybill.common.http.caller import require_caller
 from waybill.common.http.errors import ErrorStatus
 from waybill.common.http.openapi import problem_responses
 from waybill.common.http.outbound import UnsafeTarget
-from waybill.common.http.pagination import Page, PageParams, encode_cursor, page_params
-from waybill.common.keyset import cursor_from_position, position_from_cursor
+from waybill.common.http.pagination import Page, PageParams, page_params
+from waybill.common.keyset import next_cursor, position_from_cursor
 from waybill.notifier.domain import errors
 from waybill.notifier.handlers import NotifierHandlers
 from waybill.notifier.schemas import EndpointIn, EndpointPatch, RecoverIn
@@ -64,9 +64,7 @@ async def list_endpoints(
     items, last = await svc.list_endpoints(
         caller.tenant_id, limit=page.limit, after=position_from_cursor(page.after)
     )
-    return Page[EndpointView](
-        items=items, next_cursor=encode_cursor(cursor_from_position(last)) if last else None
-    )
+    return Page[EndpointView](items=items, next_cursor=next_cursor(last))
 
 
 @router.get("/webhook-endpoints/{endpoint_id}", response_model=EndpointView, responses=NOT_FOUND)
@@ -129,9 +127,7 @@ async def deliveries(
     items, last = await svc.deliveries(
         caller.tenant_id, endpoint_id, limit=page.limit, after=position_from_cursor(page.after)
     )
-    return Page[DeliveryView](
-        items=items, next_cursor=encode_cursor(cursor_from_position(last)) if last else None
-    )
+    return Page[DeliveryView](items=items, next_cursor=next_cursor(last))
 
 
 @router.post(

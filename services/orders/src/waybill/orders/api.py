@@ -16,11 +16,10 @@ from waybill.common.http.openapi import problem_responses
 from waybill.common.http.pagination import (
     Page,
     PageParams,
-    encode_cursor,
     page_params,
 )
 from waybill.common.http.streams import EventView, after_version, stream_page
-from waybill.common.keyset import cursor_from_position, position_from_cursor
+from waybill.common.keyset import next_cursor, position_from_cursor
 from waybill.orders.domain import errors
 from waybill.orders.domain import order as o
 from waybill.orders.domain.order import OrderStatus
@@ -135,8 +134,7 @@ async def list_orders(
         limit=page.limit,
         after=position_from_cursor(page.after),
     )
-    next_cursor = encode_cursor(cursor_from_position(last)) if last else None
-    return Page[OrderView](items=items, next_cursor=next_cursor)
+    return Page[OrderView](items=items, next_cursor=next_cursor(last))
 
 
 @router.get(

@@ -17,11 +17,10 @@ from waybill.common.http.openapi import problem_responses
 from waybill.common.http.pagination import (
     Page,
     PageParams,
-    encode_cursor,
     page_params,
 )
 from waybill.common.http.problems import ProblemError
-from waybill.common.keyset import cursor_from_position, position_from_cursor
+from waybill.common.keyset import next_cursor, position_from_cursor
 from waybill.payments import signature
 from waybill.payments.domain import errors
 from waybill.payments.gateway import ProviderGateway
@@ -97,8 +96,7 @@ async def list_payments(
         limit=page.limit,
         after=position_from_cursor(page.after),
     )
-    next_cursor = encode_cursor(cursor_from_position(last)) if last else None
-    return Page[PaymentView](items=items, next_cursor=next_cursor)
+    return Page[PaymentView](items=items, next_cursor=next_cursor(last))
 
 
 @router.post(

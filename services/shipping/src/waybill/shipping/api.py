@@ -17,9 +17,9 @@ from waybill.common.eventstore import Caller
 from waybill.common.http.caller import caller_of, require_caller
 from waybill.common.http.errors import ErrorStatus
 from waybill.common.http.openapi import problem_responses
-from waybill.common.http.pagination import Page, PageParams, encode_cursor, page_params
+from waybill.common.http.pagination import Page, PageParams, page_params
 from waybill.common.http.streams import EventView, after_version, stream_page
-from waybill.common.keyset import cursor_from_position, position_from_cursor
+from waybill.common.keyset import next_cursor, position_from_cursor
 from waybill.common.registry import EventRegistry
 from waybill.shipping import repository as db
 from waybill.shipping.agents import AgentDirectory
@@ -143,9 +143,7 @@ async def list_agents(
     items, last = await svc.agents.list(
         caller.tenant_id, limit=page.limit, after=position_from_cursor(page.after)
     )
-    return Page[AgentView](
-        items=items, next_cursor=encode_cursor(cursor_from_position(last)) if last else None
-    )
+    return Page[AgentView](items=items, next_cursor=next_cursor(last))
 
 
 @router.get(
@@ -223,9 +221,7 @@ async def list_assignments(
         limit=page.limit,
         after=position_from_cursor(page.after),
     )
-    return Page[AssignmentView](
-        items=items, next_cursor=encode_cursor(cursor_from_position(last)) if last else None
-    )
+    return Page[AssignmentView](items=items, next_cursor=next_cursor(last))
 
 
 @router.post(
@@ -291,9 +287,7 @@ async def list_shipments(
         limit=page.limit,
         after=position_from_cursor(page.after),
     )
-    return Page[ShipmentView](
-        items=items, next_cursor=encode_cursor(cursor_from_position(last)) if last else None
-    )
+    return Page[ShipmentView](items=items, next_cursor=next_cursor(last))
 
 
 NOT_FOUND = problem_responses({404: ["SHIPMENT_NOT_FOUND"]})
