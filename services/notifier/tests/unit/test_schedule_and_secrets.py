@@ -1,0 +1,72 @@
+"""The retry schedule and the signing secrets, as rules: the first attempt at once, one retry
+per delay (capped, jittered, never earlier than a Retry-After within the cap); a rotated-out
+secret signs until its grace ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from standardwebhooks import Webhook
+
+from waybill.notifier.domain.endpoints import new_secret, signing_secrets, wants
+from waybill.notifier.domain.schedule import (
+    JITTER,
+    MAX_DELAY_S,
+    Schedule,
+    disables_endpoint,
+    error_class,
+    parse_schedule,
+)
+
+
+def test_the_contract_schedule_is_five_retries_after_the_first_attempt() -> None:
+    schedule = Schedule(parse_schedule("60,120,240,480,960"))
+
+    assert schedule.max_attempts == 6
+    for attempt, base in enumerate((60, 120, 240, 480, 960), start=1):
+        delay = schedule.delay(attempt)
+        assert base * (1 - JITTER) <= delay <= base * (1 + JITTER)
+
+
+def test_each_delay_is_capped_at_an_hour_and_negative_ones_are_refused() -> None:
+    assert parse_schedule("30,7200") == (30.0, MAX_DELAY_S)
+    with pytest.raises(ValueError, match="negative"):
+        parse_schedule("10,-1")
+
+
+@pytest.mark.parametrize(("retry_after", "floor"), [(30.0, 30.0), (10_000.0, MAX_DELAY_S)])
+def test_a_retry_after_is_honoured_within_the_cap(retry_after: float, floor: float) -> None:
+    schedule = Schedule((1.0, 1.0))
+
+    assert schedule.delay(1, retry_after) >= floor
+    assert schedule.delay(1, retry_after) <= max(floor, 1.0 * (1 + JITTER))
+
+
+def test_error_classes_of_answers_and_410_disables() -> None:
+    assert error_class(200, None) is None
+    assert error_class(404, None) == "http_4xx"
+    assert error_class(503, None) == "http_5xx"
+    assert error_class(None, "timeout") == "timeout"
+    assert disables_endpoint(410) and not disables_endpoint(404)
+
+
+def test_a_new_secret_is_a_standard_webhooks_key() -> None:
+    secret = new_secret()
+
+    assert secret.startswith("whsec_") and secret != new_secret()
+    signed = Webhook(secret).sign("msg_1", datetime.now(UTC), '{"a":1}')
+    assert signed.startswith("v1,")
+
+
+def test_the_previous_secret_signs_only_during_its_grace() -> None:
+    now = datetime.now(UTC)
+
+    assert signing_secrets("new", "old", now + timedelta(hours=1), now) == ["new", "old"]
+    assert signing_secrets("new", "old", now - timedelta(seconds=1), now) == ["new"]
+    assert signing_secrets("new", None, None, now) == ["new"]
+
+
+def test_an_endpoint_wants_its_types_or_every_type() -> None:
+    assert wants(["order.paid"], "order.paid") and not wants(["order.paid"], "order.placed")
+    assert wants(["*"], "shipment.delivered")
