@@ -11,6 +11,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from waybill.common.queue.migration import create_queue_tables, drop_queue_tables
+
 # revision identifiers, used by Alembic.
 revision: str = '0001'
 down_revision: Union[str, Sequence[str], None] = None
@@ -54,35 +56,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_table('queue_jobs',
-    sa.Column('id', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('queue', sa.Text(), nullable=False),
-    sa.Column('tenant_id', sa.Text(), nullable=True),
-    sa.Column('key', sa.Text(), nullable=False),
-    sa.Column('payload', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('priority', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('status', sa.Text(), nullable=False),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('run_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('deadline', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('enqueued_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
-    )
-    op.create_index('ix_queue_jobs_due', 'queue_jobs', ['queue', 'run_at'], unique=False, postgresql_where=sa.text("status IN ('queued', 'running')"))
-    op.create_index('ix_queue_jobs_failed', 'queue_jobs', ['queue'], unique=False, postgresql_where=sa.text("status = 'failed'"))
-    op.create_index('ix_queue_jobs_finished', 'queue_jobs', ['queue', 'finished_at'], unique=False, postgresql_where=sa.text("status = 'done'"))
-    op.create_index('ix_queue_jobs_key_due', 'queue_jobs', ['queue', 'key', 'run_at'], unique=False, postgresql_where=sa.text("status IN ('queued', 'running')"))
-    op.create_index('ix_queue_jobs_tenant', 'queue_jobs', ['tenant_id', 'id'], unique=False)
-    op.create_table('queue_keys',
-    sa.Column('queue', sa.Text(), nullable=False),
-    sa.Column('key', sa.Text(), nullable=False),
-    sa.Column('next_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.Column('busy_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('served_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('queue', 'key', name='pk_queue_keys')
-    )
+    create_queue_tables()  # the kit's one definition (waybill.common.queue.migration)
     op.create_table('webhook_endpoints',
     sa.Column('endpoint_id', sa.Text(), nullable=False),
     sa.Column('tenant_id', sa.Text(), nullable=False),
@@ -144,13 +118,7 @@ def downgrade() -> None:
     op.drop_table('webhook_messages')
     op.drop_index('ix_webhook_endpoints_tenant_created', table_name='webhook_endpoints')
     op.drop_table('webhook_endpoints')
-    op.drop_table('queue_keys')
-    op.drop_index('ix_queue_jobs_tenant', table_name='queue_jobs')
-    op.drop_index('ix_queue_jobs_key_due', table_name='queue_jobs', postgresql_where=sa.text("status IN ('queued', 'running')"))
-    op.drop_index('ix_queue_jobs_finished', table_name='queue_jobs', postgresql_where=sa.text("status = 'done'"))
-    op.drop_index('ix_queue_jobs_failed', table_name='queue_jobs', postgresql_where=sa.text("status = 'failed'"))
-    op.drop_index('ix_queue_jobs_due', table_name='queue_jobs', postgresql_where=sa.text("status IN ('queued', 'running')"))
-    op.drop_table('queue_jobs')
+    drop_queue_tables()
     op.drop_table('outbox')
     op.drop_table('inbox')
     op.drop_index('ix_events_tenant', table_name='events')
