@@ -36,6 +36,9 @@ webhook_endpoints = Table(
     Column("description", Text, nullable=True),
     Column("headers", JSONB, nullable=False, server_default="{}"),
     Column("rate_limit_per_s", Integer, nullable=True),
+    # The starts of the attempts of the last second (rate_limit_per_s: a sliding window,
+    # shared by every notifier replica; see workers/throttle.py).
+    Column("recent_starts", ARRAY(DateTime(timezone=True)), nullable=False, server_default="{}"),
     Column("status", Text, nullable=False, server_default="active"),
     Column("disabled_reason", Text, nullable=True),
     Column("secret", Text, nullable=False),
