@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
+from waybill.common import topics
+from waybill.common.contracts.orders import OrderCancelled
 from waybill.common.db import create_databases
+from waybill.devstack.records import envelope, publish
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant, new_tenant, start_service
 
-# Retries after 1 s and 1 s: three attempts in about two seconds.
-FAST_NOTIFIER_ENV = {"WAYBILL_NOTIFIER_RETRY_SCHEDULE_S": "1,1"}
+# Retries after 1 s and 1 s: three attempts in about two seconds; an open breaker lets a probe
+# through after 2 s.
+FAST_NOTIFIER_ENV = {
+    "WAYBILL_NOTIFIER_RETRY_SCHEDULE_S": "1,1",
+    "WAYBILL_NOTIFIER_BREAKER_RESET_S": "2",
+}
 
 
 @pytest.fixture(scope="session")
@@ -43,23 +53,72 @@ async def backend(infra: Infra, notifier_service: ServiceProcess) -> AsyncIterat
     await tenant.aclose()
 
 
+async def create_endpoint(
+    backend: Tenant, url: str, types: list[str] | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A webhook endpoint of the backend's tenant (``order.cancelled`` unless told)."""
+    response = await backend.service.post(
+        "/webhook-endpoints",
+        json={"url": url, "event_types": types or ["order.cancelled"], **fields},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def cancel_an_order(backend: Tenant, infra: Infra) -> str:
+    """Publish an ``order.cancelled`` of a new order of the tenant (as orders would)."""
+    order_id = f"ord_{uuid.uuid4().hex}"
+    record = envelope(
+        OrderCancelled(order_id=order_id, reason="requested"),
+        tenant_id=backend.id,
+        subject=order_id,
+        sequence=3,
+    )
+    await publish(infra.bootstrap_servers, topics.ORDERS_EVENTS, record)
+    return order_id
+
+
+async def deliveries_of(backend: Tenant, endpoint: dict[str, Any]) -> list[dict[str, Any]]:
+    """The endpoint's messages with their attempts (first page: up to 200)."""
+    response = await backend.service.get(
+        f"/webhook-endpoints/{endpoint['id']}/deliveries", params={"limit": 200}
+    )
+    return response.json()["items"]  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.time() when the request arrived
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How the receiver answers one request: ``hold`` keeps it waiting (a slow endpoint)
+    until the test sets it."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b"ok"
+    hold: threading.Event | None = None
 
 
 @dataclass
 class Receiver:
-    """Answers by the path's last segment: ``fail`` 500, ``gone`` 410, anything else 200."""
+    """Answers by the path's last segment: ``fail`` 500, ``gone`` 410, anything else 200, unless
+    the test scripted the path (``answer``, ``script``: replies in order, the last repeated)."""
 
     port: int
     requests: list[Received] = field(default_factory=list)
-    answers: dict[str, int] = field(default_factory=dict)  # path -> status, set by a test
+    scripts: dict[str, list[Reply]] = field(default_factory=dict)
 
     def answer(self, path: str, status: int) -> None:
-        self.answers[path] = status
+        self.scripts[path] = [Reply(status)]
+
+    def script(self, path: str, replies: list[Reply]) -> None:
+        self.scripts[path] = list(replies)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -71,28 +130,44 @@ class Receiver:
 @pytest.fixture(scope="session")
 def receiver() -> Iterator[Receiver]:
     store: list[Received] = []
-    answers: dict[str, int] = {}
+    scripts: dict[str, list[Reply]] = {}
+    lock = threading.Lock()
+
+    def reply_for(path: str) -> Reply:
+        with lock:
+            replies = scripts.get(path)
+            if replies:
+                return replies.pop(0) if len(replies) > 1 else replies[0]
+        # The last path segment says how to answer: .../fail, .../gone, else 200.
+        return Reply({"fail": 500, "gone": 410}.get(path.rsplit("/", 1)[-1], 200))
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
             path = self.path.split("?")[0]
-            store.append(Received(path, {k.lower(): v for k, v in self.headers.items()}, body))
-            # The last path segment says how to answer: .../fail, .../gone, else 200.
-            default = {"fail": 500, "gone": 410}.get(path.rsplit("/", 1)[-1], 200)
-            status = answers.get(path, default)
-            self.send_response(status)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            store.append(Received(path, headers, body, time.time()))
+            reply = reply_for(path)
+            if reply.hold is not None:
+                reply.hold.wait(timeout=120)
+            try:
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+            except OSError:  # the notifier gave up waiting (its timeout) and hung up
+                return
 
         def log_message(self, format: str, *args: object) -> None:  # quiet
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Receiver(server.server_address[1], store, answers)
+    yield Receiver(server.server_address[1], store, scripts)
     server.shutdown()
     server.server_close()

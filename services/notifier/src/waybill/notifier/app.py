@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from waybill.common.breaker import CircuitBreakers
 from waybill.common.contracts import notifier as contract
 from waybill.common.http.outbound import AllowList, checked_client
 from waybill.common.lifecycle import Role
@@ -56,12 +57,21 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
             settings.notifier_request_timeout_s, connect=settings.notifier_connect_timeout_s
         ),
     )
+    breakers = CircuitBreakers(
+        service=SERVICE,
+        failure_threshold=settings.notifier_breaker_failures,
+        reset_s=settings.notifier_breaker_reset_s,
+    )
     sender = DeliverySender(
         deliveries,
         kit.store,
         client,
         schedule,
+        breakers,
         disable_after=timedelta(seconds=settings.notifier_disable_after_s),
+        endpoint_concurrency=settings.notifier_endpoint_concurrency,
+        max_response_bytes=settings.notifier_max_response_bytes,
+        breaker_reset_s=settings.notifier_breaker_reset_s,
     )
     worker = QueueWorker(
         deliveries,
@@ -69,9 +79,6 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         dsn=settings.asyncpg_dsn(kit.database),
         service=SERVICE,
         concurrency=settings.notifier_delivery_concurrency,
-        # The worker also sleeps until the next job is due; this bounds how late a retry can
-        # be if that wake-up is missed (seen once: a 1 s retry 5 s late; see the closing note).
-        poll_s=1.0,
     )
     kit.life.cleanup("webhook-client", client.aclose)
     kit.life.component(Role.WORKERS, "deliveries", lambda: worker)

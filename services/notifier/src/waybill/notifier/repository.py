@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.db import driver
@@ -165,9 +165,14 @@ async def message_to_send(conn: AsyncConnection, message_id: str) -> Any | None:
                 m.c.event_type,
                 m.c.body,
                 m.c.status.label("message_status"),
+                m.c.attempts,
+                m.c.event_id,
+                m.c.subject,
+                m.c.created_at,
                 e.c.url,
                 e.c.headers,
                 e.c.status.label("endpoint_status"),
+                e.c.rate_limit_per_s,
                 e.c.secret,
                 e.c.previous_secret,
                 e.c.previous_secret_expires_at,
@@ -178,6 +183,58 @@ async def message_to_send(conn: AsyncConnection, message_id: str) -> Any | None:
             .where(m.c.message_id == message_id)
         )
     ).one_or_none()
+
+
+# The sliding window of rate_limit_per_s, one statement under the endpoint's row lock (so every
+# replica shares it): forget the starts older than a second, then either record this start
+# (granted) or not (the window is full; the oldest start says when a slot frees). An endpoint
+# without a limit is always granted and records nothing.
+RESERVE_START = """
+WITH e AS (
+    SELECT endpoint_id, rate_limit_per_s,
+           ARRAY(SELECT s FROM unnest(recent_starts) AS s
+                 WHERE s > $2::timestamptz - interval '1 second' ORDER BY s) AS live
+    FROM webhook_endpoints WHERE endpoint_id = $1
+    FOR UPDATE
+)
+UPDATE webhook_endpoints AS w
+SET recent_starts = CASE WHEN cardinality(e.live) < e.rate_limit_per_s
+                         THEN e.live || $2::timestamptz ELSE e.live END
+FROM e
+WHERE w.endpoint_id = e.endpoint_id AND e.rate_limit_per_s IS NOT NULL
+RETURNING cardinality(e.live) < e.rate_limit_per_s AS granted, e.live[1] AS oldest
+"""
+
+
+async def reserve_start(conn: AsyncConnection, endpoint_id: str, now: datetime) -> float:
+    """Seconds until the endpoint's rate limit lets an attempt start; 0.0: start now (this
+    start is recorded in the window)."""
+    row = await (await driver(conn)).fetchrow(RESERVE_START, endpoint_id, now)
+    if row is None or row["granted"]:
+        return 0.0
+    wait: float = (row["oldest"] - now).total_seconds() + 1.0
+    return max(wait, 0.001)
+
+
+async def insert_outbox_record(
+    conn: AsyncConnection, event_id: Any, topic: str, key: bytes, value: bytes, headers: Any
+) -> None:
+    """A Kafka record that is not an event of ours (a dead letter), published by the relay
+    with the transaction's events."""
+    await conn.execute(
+        t.outbox.insert().values(
+            event_id=event_id, topic=topic, key=key, value=value, headers=headers
+        )
+    )
+
+
+async def first_attempt_at(conn: AsyncConnection, message_id: str) -> datetime | None:
+    first: datetime | None = await conn.scalar(
+        select(func.min(t.webhook_attempts.c.at)).where(
+            t.webhook_attempts.c.message_id == message_id
+        )
+    )
+    return first
 
 
 async def record_attempt(conn: AsyncConnection, values: dict[str, Any]) -> None:
@@ -229,5 +286,6 @@ async def reopen_messages(conn: AsyncConnection, message_ids: Sequence[str], now
     await conn.execute(
         update(t.webhook_messages)
         .where(t.webhook_messages.c.message_id.in_(list(message_ids)))
-        .values(status="pending", next_attempt_at=now, finished_at=None)
+        # A new schedule: attempts counts this round's (the attempts table keeps them all).
+        .values(status="pending", attempts=0, next_attempt_at=now, finished_at=None)
     )

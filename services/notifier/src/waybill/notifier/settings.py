@@ -23,3 +23,12 @@ class NotifierSettings(WaybillSettings):
     notifier_connect_timeout_s: float = Field(default=5.0, gt=0)
     notifier_request_timeout_s: float = Field(default=15.0, gt=0)
     notifier_delivery_concurrency: int = Field(default=16, ge=1)
+    # At most this many attempts to one endpoint at once in a process: a slow endpoint holds
+    # these slots, never all of them (the other endpoints' deliveries go on).
+    notifier_endpoint_concurrency: int = Field(default=4, ge=1)
+    # A receiver's answer is read up to this size; a larger one is the error class too_large.
+    notifier_max_response_bytes: int = Field(default=65536, ge=1024)
+    # The breaker of an endpoint opens after this many failed attempts in a row (no answer or
+    # 5xx) and lets a probe through after the reset; while open, deliveries wait, unattempted.
+    notifier_breaker_failures: int = Field(default=5, ge=1)
+    notifier_breaker_reset_s: float = Field(default=30.0, gt=0)

@@ -37,7 +37,7 @@ webhook_endpoints = Table(
     Column("headers", JSONB, nullable=False, server_default="{}"),
     Column("rate_limit_per_s", Integer, nullable=True),
     # The starts of the attempts of the last second (rate_limit_per_s: a sliding window,
-    # shared by every notifier replica; see workers/throttle.py).
+    # shared by every notifier replica; repository.reserve_start).
     Column("recent_starts", ARRAY(DateTime(timezone=True)), nullable=False, server_default="{}"),
     Column("status", Text, nullable=False, server_default="active"),
     Column("disabled_reason", Text, nullable=True),

@@ -228,6 +228,21 @@ class JobQueue:
             await raw.execute(q.FREE_KEY, self.name, key)
         return key is not None
 
+    async def reschedule_in(
+        self, conn: AsyncConnection, job: Job, delay_s: float, error: str | None
+    ) -> bool:
+        """Back to ``queued``, due in ``delay_s``, inside ``conn``'s transaction (with the
+        failed attempt it recorded); the workers hear of it at commit."""
+        raw = await driver(conn)
+        run_at = self.clock() + timedelta(seconds=delay_s)
+        key = await raw.fetchval(q.RESCHEDULE, job.id, job.attempts, run_at, error)
+        if key is None:
+            return False
+        if self.spec.serial:
+            await raw.execute(q.FREE_KEY, self.name, key)
+        await raw.execute(q.NOTIFY, QUEUE_CHANNEL, self.name)
+        return True
+
     async def reschedule(self, job: Job, delay_s: float, error: str | None) -> bool:
         """Back to ``queued``, due in ``delay_s``; False if the claim was lost."""
         return await self._finish(

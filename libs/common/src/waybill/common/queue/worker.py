@@ -95,13 +95,14 @@ class QueueWorker:
             try:
                 free = self.concurrency - len(self._in_flight)
                 self._full = free <= 0
+                looked_at = datetime.now(UTC)
                 claimed = await self.queue.claim(free)
                 for job in claimed:
                     self._start(job)
                 if claimed and len(claimed) == free:
                     continue  # maybe more due right now
                 await self._housekeeping()
-                timeout = await self._idle_s()
+                timeout = self.idle_s(await self.queue.next_due(), looked_at)
             except Exception as exc:
                 # The loop must outlive any failure (a connection broken by a database restart
                 # raises asyncpg's InternalClientError, none of UNAVAILABLE): it polls again.
@@ -196,14 +197,18 @@ class QueueWorker:
 
     # --- sleeping and housekeeping ---------------------------------------------------------
 
-    async def _idle_s(self) -> float:
-        """How long to sleep when nothing more can be claimed now."""
-        due = await self.queue.next_due()
+    def idle_s(self, due: datetime | None, looked_at: datetime) -> float:
+        """How long to sleep when nothing more can be claimed now: ``due`` is the queue's
+        earliest ``run_at``, ``looked_at`` when the last claim began."""
         if due is None:
             return self.poll_s
         wait = (due - datetime.now(UTC)).total_seconds()
         if wait > 0:
             return min(wait, self.poll_s)
+        if due > looked_at:
+            # It came due after the claim looked (a timer ends a hair early, a retry due in
+            # ms): look again now. Sleeping the poll interval here made a 1 s retry 5 s late.
+            return 0.0
         # Due but not claimable: every slot busy (a finishing job wakes us), a serial key busy,
         # a key's rate limit, or another worker's claim in progress.
         return min(self.queue.spec.rate_per_key_s or self.poll_s, self.poll_s)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from waybill.common.failures import FailureClass
+
 MAX_DELAY_S = 3600.0  # each delay capped (CONTRACT.md)
 JITTER = 0.1  # +-10 %: endpoints failing together do not all come back in the same second
 
@@ -55,3 +57,28 @@ def is_success(status_code: int | None) -> bool:
 def disables_endpoint(status_code: int | None) -> bool:
     """410 Gone: the receiver says the endpoint is gone for good; stop at once."""
     return status_code == 410
+
+
+def counts_against_breaker(status_code: int | None, failure: str | None) -> bool:
+    """Whether an attempt says the endpoint's host is down or drowning (no answer, or 5xx): the
+    breaker counts these. A 4xx is the receiver answering; it keeps the circuit closed."""
+    if failure in ("dns", "connect", "tls", "timeout"):
+        return True
+    return status_code is not None and status_code >= 500
+
+
+def failure_class_of(error: str | None, status_code: int | None) -> FailureClass:
+    """The failure taxonomy's class of a message that failed for good (its dead letter's)."""
+    if error in ("dns", "connect", "tls", "timeout"):
+        return FailureClass.TRANSIENT_NETWORK
+    if error in ("unsafe_address", "disabled"):
+        return FailureClass.CONFIGURATION
+    if status_code == 429:
+        return FailureClass.TRANSIENT_RATE_LIMIT
+    if status_code in (401, 403):
+        return FailureClass.PERMANENT_AUTH
+    if status_code in (404, 410):
+        return FailureClass.PERMANENT_NOT_FOUND
+    if status_code is not None and 400 <= status_code < 500:
+        return FailureClass.PERMANENT_INVALID_INPUT
+    return FailureClass.EXTERNAL_SERVICE  # 5xx, too_large: the receiver's side

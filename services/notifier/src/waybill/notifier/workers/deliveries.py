@@ -12,15 +12,24 @@ rotation both signatures, space-separated), POST through the SSRF-checked client
 checked is the address connected to; no redirects), record the attempt, and decide in one
 transaction: 2xx -> succeeded; 410 -> the endpoint is disabled at once; a failure after the
 schedule's last attempt, or an endpoint without a success for ``disable_after`` -> failed.
-Each final outcome (and each disabling) is an event of the endpoint's stream.
+Each final outcome (and each disabling) is an event of the endpoint's stream; a failed message
+is also a dead letter of kind ``delivery`` on ``waybill.dlq`` (its retry is a replay).
+
+One endpoint cannot hold up the others: it gets at most ``endpoint_concurrency`` of the
+worker's slots at once, its circuit breaker stops attempts to a host that keeps failing (the
+messages wait, their attempts unspent), and its ``rate_limit_per_s`` is a sliding window kept
+in its row, shared by every replica. Those waits are not attempts: the schedule counts the
+message's attempts, not the job's claims.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +38,9 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks import Webhook
 
+from waybill.common import topics
+from waybill.common.breaker import BreakerOpen, CircuitBreakers
+from waybill.common.consumer.deadletter import HEADER_PREFIX
 from waybill.common.contracts.event import DomainEvent
 from waybill.common.contracts.notifier import (
     WebhookDeliveryFailed,
@@ -40,12 +52,23 @@ from waybill.common.http.outbound import UnresolvableTarget, UnsafeTarget
 from waybill.common.queue import Job, JobQueue, Outcome, QueueSpec, RetryLater
 from waybill.notifier import repository as db
 from waybill.notifier.domain.endpoints import signing_secrets
-from waybill.notifier.domain.schedule import Schedule, disables_endpoint, error_class, is_success
+from waybill.notifier.domain.schedule import (
+    Schedule,
+    counts_against_breaker,
+    disables_endpoint,
+    error_class,
+    failure_class_of,
+    is_success,
+)
 
 log = structlog.get_logger(__name__)
 
 QUEUE = "deliveries"
 EXCERPT_CHARS = 2048
+# An endpoint with every slot of its own busy: look again after about this long.
+BUSY_WAIT_S = 0.5
+# The consumer group a delivery dead letter names (the monitor's filters and groups).
+DELIVERY_GROUP = "notifier-deliveries"
 
 
 def deliveries_queue(engine: AsyncEngine, schedule: Schedule, *, timeout_s: float) -> JobQueue:
@@ -55,7 +78,9 @@ def deliveries_queue(engine: AsyncEngine, schedule: Schedule, *, timeout_s: floa
             name=QUEUE,
             lease_s=timeout_s + 10,
             serial=True,
-            max_attempts=schedule.max_attempts,
+            # Attempts are the message's (a wait for the rate limit or the breaker claims the
+            # job without an attempt), so the queue itself never gives up on a claim count.
+            max_attempts=None,
             backoff=schedule,
         ),
     )
@@ -70,39 +95,90 @@ class Answer:
     latency_ms: float
 
 
+class _Unhealthy(Exception):  # a signal to the breaker, not an error
+    """An answer the breaker counts as a failure (no answer, or 5xx)."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+
+
 @dataclass
 class DeliverySender:
     queue: JobQueue
     store: EventStore
     client: httpx.AsyncClient
     schedule: Schedule
+    breakers: CircuitBreakers
     disable_after: timedelta = timedelta(days=5)
+    endpoint_concurrency: int = 4
+    max_response_bytes: int = 65536
+    breaker_reset_s: float = 30.0
+    _in_flight: dict[str, int] = field(default_factory=dict)
 
-    async def deliver(self, job: Job) -> Outcome:
+    async def deliver(self, job: Job) -> Outcome | None:
+        """One attempt of a message, or a wait without an attempt: the endpoint already has
+        ``endpoint_concurrency`` attempts in flight here, its rate limit's window is full, or
+        its breaker is open. Attempts are counted by the message (``attempts``: this round's),
+        not by the job, whose claims include those waits."""
         message_id: str = job.payload["message_id"]
         engine = self.queue.engine
         async with engine.connect() as conn:
             message = await db.message_to_send(conn, message_id)
         if message is None or message.message_status != "pending":
-            return Outcome.completed_in_transaction if message is None else self._done()
-        now = datetime.now(UTC)
+            return None  # deleted with its endpoint, or already settled (a lapsed lease)
         if message.endpoint_status != "active":
             async with engine.begin() as conn:
-                await self._finish(conn, job, message, "failed", attempts=job.attempts - 1)
+                await self._finish(conn, job, message, "failed", attempts=message.attempts)
             return Outcome.completed_in_transaction
-        answer = await self._post(message, now)
-        ok = is_success(answer.status_code)
+        endpoint = message.endpoint_id
+        if self._in_flight.get(endpoint, 0) >= self.endpoint_concurrency:
+            raise RetryLater("endpoint busy", delay_s=BUSY_WAIT_S * random.uniform(1, 1.5))
+        self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
+        try:
+            now = datetime.now(UTC)
+            if message.rate_limit_per_s is not None:
+                async with engine.begin() as conn:
+                    wait = await db.reserve_start(conn, endpoint, now)
+                if wait > 0:
+                    raise RetryLater("rate limited", delay_s=wait)
+            try:
+                answer = await self._guarded_post(message, now)
+            except BreakerOpen as exc:
+                delay = self.breaker_reset_s * random.uniform(1, 1.2)
+                raise RetryLater("circuit open", delay_s=delay) from exc
+        finally:
+            self._in_flight[endpoint] -= 1
+            if not self._in_flight[endpoint]:
+                del self._in_flight[endpoint]
+        await self._settle(job, message, answer, now)
+        return Outcome.completed_in_transaction
+
+    async def _guarded_post(self, message: Any, now: datetime) -> Answer:
+        try:
+            async with await self.breakers.guard(f"webhook:{message.endpoint_id}"):
+                answer = await self._post(message, now)
+                if counts_against_breaker(answer.status_code, answer.failure):
+                    raise _Unhealthy(answer)
+        except _Unhealthy as unhealthy:
+            return unhealthy.answer
+        return answer
+
+    async def _settle(self, job: Job, message: Any, answer: Answer, now: datetime) -> None:
+        """Record the attempt and decide, in one transaction: succeeded, endpoint disabled
+        (410, or no success for ``disable_after``), failed (the schedule's last), or retry."""
+        attempt = message.attempts + 1
+        ok = is_success(answer.status_code) and answer.failure is None
         gone = disables_endpoint(answer.status_code)
         silent_since = message.last_success_at or message.endpoint_created_at
         stale = not ok and now - silent_since > self.disable_after
-        last = job.attempts >= self.schedule.max_attempts
+        last = attempt >= self.schedule.max_attempts
         retry_in = None
-        async with engine.begin() as conn:
+        async with self.queue.engine.begin() as conn:
             await db.record_attempt(
                 conn,
                 {
-                    "message_id": message_id,
-                    "attempt": job.attempts,
+                    "message_id": message.message_id,
+                    "attempt": attempt,
                     "at": now,
                     "status_code": answer.status_code,
                     "latency_ms": answer.latency_ms,
@@ -111,39 +187,30 @@ class DeliverySender:
                 },
             )
             if ok:
-                await self._finish(conn, job, message, "succeeded", attempts=job.attempts)
+                await self._finish(conn, job, message, "succeeded", attempts=attempt)
             elif gone or stale:
                 reason = "410 Gone" if gone else f"no success for {self.disable_after}"
                 await self._disable(conn, message, reason)
-                await self._finish(conn, job, message, "failed", attempts=job.attempts)
+                await self._finish(conn, job, message, "failed", attempts=attempt, answer=answer)
             elif last:
-                await self._finish(
-                    conn, job, message, "failed", attempts=job.attempts, answer=answer
-                )
+                await self._finish(conn, job, message, "failed", attempts=attempt, answer=answer)
             else:
-                retry_in = self.schedule.delay(job.attempts, answer.retry_after_s)
+                retry_in = self.schedule.delay(attempt, answer.retry_after_s)
                 await db.update_message(
                     conn,
-                    message_id,
-                    {
-                        "attempts": job.attempts,
-                        "next_attempt_at": now + timedelta(seconds=retry_in),
-                    },
+                    message.message_id,
+                    {"attempts": attempt, "next_attempt_at": now + timedelta(seconds=retry_in)},
                 )
+                await self.queue.reschedule_in(conn, job, retry_in, _describe(answer))
         if retry_in is not None:
             log.info(
                 "webhook_delivery_retry_scheduled",
-                message_id=message_id,
-                attempt=job.attempts,
+                message_id=message.message_id,
+                attempt=attempt,
                 status_code=answer.status_code,
                 error_class=error_class(answer.status_code, answer.failure),
                 retry_in_s=round(retry_in, 1),
             )
-            raise RetryLater(answer.failure or f"HTTP {answer.status_code}", delay_s=retry_in)
-        return Outcome.completed_in_transaction
-
-    def _done(self) -> Outcome:
-        return Outcome.completed_in_transaction
 
     async def _post(self, message: Any, now: datetime) -> Answer:
         body = json.dumps(message.body, separators=(",", ":"))
@@ -161,8 +228,13 @@ class DeliverySender:
             "webhook-signature": signature,
         }
         started = time.perf_counter()
+        request = self.client.build_request("POST", message.url, content=body, headers=headers)
         try:
-            response = await self.client.post(message.url, content=body, headers=headers)
+            response = await self.client.send(request, stream=True)
+            try:
+                excerpt, too_large = await self._read_capped(response)
+            finally:
+                await response.aclose()
         except UnsafeTarget as exc:
             return self._failed("unsafe_address", started, str(exc))
         except UnresolvableTarget as exc:
@@ -177,11 +249,27 @@ class DeliverySender:
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         return Answer(
             response.status_code,
-            None,
-            response.text[:EXCERPT_CHARS],
+            "too_large" if too_large else None,
+            excerpt,
             _retry_after(response),
             latency_ms,
         )
+
+    async def _read_capped(self, response: httpx.Response) -> tuple[str, bool]:
+        """The answer's first ``EXCERPT_CHARS`` characters, and whether it exceeded
+        ``max_response_bytes`` (read no further: a receiver streaming megabytes back must not
+        tie up a worker)."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            return "", True
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                return b"".join(chunks).decode(errors="replace")[:EXCERPT_CHARS], True
+            chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")[:EXCERPT_CHARS], False
 
     @staticmethod
     def _failed(kind: str, started: float, detail: str) -> Answer:
@@ -228,6 +316,56 @@ class DeliverySender:
             await self.queue.fail_in(conn, job, f"webhook message {status}")
             log.warning("webhook_delivery_failed", message_id=message.message_id, attempts=attempts)
         await self._append(conn, message, [event])
+        if status == "failed":
+            await self._dead_letter(conn, message, attempts, answer, now)
+
+    async def _dead_letter(
+        self,
+        conn: AsyncConnection,
+        message: Any,
+        attempts: int,
+        answer: Answer | None,
+        now: datetime,
+    ) -> None:
+        """The failed message as a dead letter of kind ``delivery`` (CONTRACT.md § monitor), in
+        the transaction that failed it: key the message id, value the body a receiver gets,
+        CloudEvents headers of the event delivered, and ``dlq_*`` headers like a consumer's
+        dead letter's plus the delivery's ids (the monitor retries it as a replay)."""
+        error = error_class(answer.status_code, answer.failure) if answer else "disabled"
+        status_code = answer.status_code if answer else None
+        described = "endpoint disabled" if answer is None else _describe(answer)
+        first = await db.first_attempt_at(conn, message.message_id)
+        headers = {
+            "ce_id": str(message.event_id),
+            "ce_type": message.event_type,
+            "ce_subject": message.subject,
+            "ce_tenantid": message.tenant_id,
+            "ce_source": "/waybill/notifier",
+            "content-type": "application/json",
+        }
+        extra = {
+            "kind": "delivery",
+            "service": "notifier",
+            "consumer_group": DELIVERY_GROUP,
+            "error": described,
+            "error_class": error or "",
+            "status_code": "" if status_code is None else str(status_code),
+            "failure_class": failure_class_of(error, status_code).value,
+            "attempts": str(attempts),
+            "first_failed_at": (first or now).isoformat(),
+            "last_failed_at": now.isoformat(),
+            "delivery_id": message.message_id,
+            "endpoint_id": message.endpoint_id,
+        }
+        rows = [*headers.items(), *((HEADER_PREFIX + k, v) for k, v in extra.items())]
+        await db.insert_outbox_record(
+            conn,
+            uuid.uuid4(),
+            topics.DEAD_LETTERS,
+            message.message_id.encode(),
+            json.dumps(message.body, separators=(",", ":")).encode(),
+            [[name, value] for name, value in rows],
+        )
 
     async def _disable(self, conn: AsyncConnection, message: Any, reason: str) -> None:
         await db.update_endpoint(
@@ -258,6 +396,12 @@ class DeliverySender:
         await db.update_endpoint(
             conn, message.tenant_id, message.endpoint_id, {"version": version + len(events)}
         )
+
+
+def _describe(answer: Answer) -> str:
+    if answer.failure is not None and answer.status_code is None:
+        return f"{answer.failure}: {answer.excerpt or ''}"[:500]
+    return f"HTTP {answer.status_code}" + (f" ({answer.failure})" if answer.failure else "")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -1,0 +1,137 @@
+"""What keeps one endpoint from hurting the others or itself: ``Retry-After`` honoured, the
+per-endpoint rate limit (a sliding one-second window), one slow endpoint holding only its own
+slots, the breaker pausing attempts to a dead host, and a receiver's answer read only up to a
+size. Real notifier, real receiver over HTTP; conditions are waited for, never slept on."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import uuid
+from datetime import datetime
+
+from tests.notifier_stack import Receiver, Reply, cancel_an_order, create_endpoint, deliveries_of
+
+from waybill.devstack.eventually import eventually
+from waybill.devstack.testing import Infra, Tenant
+
+
+def _starts(items: list[dict]) -> list[datetime]:
+    return sorted(datetime.fromisoformat(a["at"]) for item in items for a in item["attempts"])
+
+
+def _all(status: str, count: int):
+    return lambda items: len(items) == count and all(i["status"] == status for i in items)
+
+
+async def test_a_429_with_retry_after_is_not_attempted_again_before_it(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/busy"
+    receiver.script(path, [Reply(429, {"retry-after": "3"}), Reply(200)])
+    endpoint = await create_endpoint(backend, receiver.url(path))
+    await cancel_an_order(backend, infra)
+
+    (item,) = await eventually(
+        lambda: deliveries_of(backend, endpoint), until=_all("succeeded", 1), timeout_s=30
+    )
+
+    first, second = _starts([item])
+    assert [a["status_code"] for a in item["attempts"]] == [429, 200]
+    # The schedule says 1 s; the receiver asked for 3.
+    assert (second - first).total_seconds() >= 3.0
+
+
+async def test_rate_limit_per_s_lets_no_second_start_more_than_that_and_drops_nothing(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/ok"
+    endpoint = await create_endpoint(backend, receiver.url(path), rate_limit_per_s=5)
+    for _ in range(18):  # 18 orders: 18 keys, all due at once
+        await cancel_an_order(backend, infra)
+
+    items = await eventually(
+        lambda: deliveries_of(backend, endpoint), until=_all("succeeded", 18), timeout_s=60
+    )
+
+    starts = _starts(items)
+    assert len(starts) == 18  # every message once: waiting is not an attempt
+    in_any_second = max(
+        sum(1 for t in starts[i:] if (t - s).total_seconds() < 1.0) for i, s in enumerate(starts)
+    )
+    assert in_any_second <= 5
+    assert (starts[-1] - starts[0]).total_seconds() >= 3.0  # 18 at 5/s: four windows at least
+    assert len(receiver.at(path)) == 18
+
+
+async def test_one_slow_endpoint_does_not_delay_the_other_endpoints(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    # More messages to the slow endpoint than the worker has slots (16): without a cap per
+    # endpoint they would all be taken by requests that hang until the 15 s timeout.
+    slow_path, fast_path = f"/{uuid.uuid4().hex}/slow", f"/{uuid.uuid4().hex}/ok"
+    release = threading.Event()
+    receiver.script(slow_path, [Reply(200, hold=release)])
+    slow = await create_endpoint(backend, receiver.url(slow_path))
+    fast = await create_endpoint(backend, receiver.url(fast_path))
+    try:
+        for _ in range(20):
+            await cancel_an_order(backend, infra)
+
+        await eventually(
+            lambda: deliveries_of(backend, fast), until=_all("succeeded", 20), timeout_s=60
+        )
+
+        # Every fast delivery succeeded while the slow endpoint's first requests still hang:
+        # none of its attempts has finished, and it holds only its own slots.
+        assert _starts(await deliveries_of(backend, slow)) == []
+        assert 1 <= len(receiver.at(slow_path)) <= 4  # WAYBILL_NOTIFIER_ENDPOINT_CONCURRENCY
+    finally:
+        release.set()
+    await eventually(
+        lambda: deliveries_of(backend, slow), until=_all("succeeded", 20), timeout_s=90
+    )
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: connections are refused
+
+
+async def test_the_breaker_pauses_attempts_to_a_dead_host_then_every_message_runs_its_schedule(
+    backend: Tenant, infra: Infra
+):
+    endpoint = await create_endpoint(backend, f"http://127.0.0.1:{_dead_port()}/hook")
+    for _ in range(8):
+        await cancel_an_order(backend, infra)
+
+    items = await eventually(
+        lambda: deliveries_of(backend, endpoint), until=_all("failed", 8), timeout_s=90
+    )
+
+    assert all(len(i["attempts"]) == 3 for i in items)  # the breaker's waits cost no attempt
+    assert {a["error_class"] for i in items for a in i["attempts"]} == {"connect"}
+    starts = _starts(items)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    # After five failures in a row the circuit opened: nothing was attempted for its reset
+    # (2 s in the test notifier), though the schedule alone retries every second.
+    assert max(gaps) >= 1.8, gaps
+
+
+async def test_an_answer_larger_than_the_limit_is_too_large_and_not_a_success(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/huge"
+    receiver.script(path, [Reply(200, body=b"x" * 200_000), Reply(200)])
+    endpoint = await create_endpoint(backend, receiver.url(path))
+    await cancel_an_order(backend, infra)
+
+    (item,) = await eventually(
+        lambda: deliveries_of(backend, endpoint), until=_all("succeeded", 1), timeout_s=30
+    )
+
+    first, second = item["attempts"]
+    assert (first["status_code"], first["error_class"]) == (200, "too_large")
+    assert (second["status_code"], second["error_class"]) == (200, None)
