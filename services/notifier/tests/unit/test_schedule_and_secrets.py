@@ -9,13 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks import Webhook
 
+from waybill.common.failures import FailureClass
 from waybill.notifier.domain.endpoints import new_secret, signing_secrets, wants
 from waybill.notifier.domain.schedule import (
     JITTER,
     MAX_DELAY_S,
     Schedule,
+    counts_against_breaker,
     disables_endpoint,
     error_class,
+    failure_class_of,
     parse_schedule,
 )
 
@@ -70,3 +73,40 @@ def test_the_previous_secret_signs_only_during_its_grace() -> None:
 def test_an_endpoint_wants_its_types_or_every_type() -> None:
     assert wants(["order.paid"], "order.paid") and not wants(["order.paid"], "order.placed")
     assert wants(["*"], "shipment.delivered")
+
+
+@pytest.mark.parametrize(
+    ("status_code", "failure", "counts"),
+    [
+        (None, "connect", True),
+        (None, "timeout", True),
+        (None, "dns", True),
+        (503, None, True),
+        (500, None, True),
+        (404, None, False),  # the receiver answered: its host is up
+        (429, None, False),
+        (200, "too_large", False),
+        (None, "unsafe_address", False),  # our refusal, not the host's failure
+    ],
+)
+def test_the_breaker_counts_no_answer_and_5xx_only(status_code, failure, counts):
+    assert counts_against_breaker(status_code, failure) is counts
+
+
+@pytest.mark.parametrize(
+    ("error", "status_code", "expected"),
+    [
+        ("timeout", None, FailureClass.TRANSIENT_NETWORK),
+        ("connect", None, FailureClass.TRANSIENT_NETWORK),
+        ("unsafe_address", None, FailureClass.CONFIGURATION),
+        ("disabled", None, FailureClass.CONFIGURATION),
+        ("http_4xx", 429, FailureClass.TRANSIENT_RATE_LIMIT),
+        ("http_4xx", 401, FailureClass.PERMANENT_AUTH),
+        ("http_4xx", 410, FailureClass.PERMANENT_NOT_FOUND),
+        ("http_4xx", 422, FailureClass.PERMANENT_INVALID_INPUT),
+        ("http_5xx", 500, FailureClass.EXTERNAL_SERVICE),
+        ("too_large", 200, FailureClass.EXTERNAL_SERVICE),
+    ],
+)
+def test_a_failed_message_gets_the_taxonomys_class(error, status_code, expected):
+    assert failure_class_of(error, status_code) is expected

@@ -60,6 +60,12 @@ from waybill.notifier.domain.schedule import (
     failure_class_of,
     is_success,
 )
+from waybill.notifier.metrics import (
+    WEBHOOK_ATTEMPT_DURATION,
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_MESSAGES,
+    WEBHOOK_WAITS,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +138,7 @@ class DeliverySender:
             return Outcome.completed_in_transaction
         endpoint = message.endpoint_id
         if self._in_flight.get(endpoint, 0) >= self.endpoint_concurrency:
+            WEBHOOK_WAITS.labels("busy").inc()
             raise RetryLater("endpoint busy", delay_s=BUSY_WAIT_S * random.uniform(1, 1.5))
         self._in_flight[endpoint] = self._in_flight.get(endpoint, 0) + 1
         try:
@@ -140,10 +147,12 @@ class DeliverySender:
                 async with engine.begin() as conn:
                     wait = await db.reserve_start(conn, endpoint, now)
                 if wait > 0:
+                    WEBHOOK_WAITS.labels("rate_limited").inc()
                     raise RetryLater("rate limited", delay_s=wait)
             try:
                 answer = await self._guarded_post(message, now)
             except BreakerOpen as exc:
+                WEBHOOK_WAITS.labels("circuit_open").inc()
                 delay = self.breaker_reset_s * random.uniform(1, 1.2)
                 raise RetryLater("circuit open", delay_s=delay) from exc
         finally:
@@ -168,6 +177,8 @@ class DeliverySender:
         (410, or no success for ``disable_after``), failed (the schedule's last), or retry."""
         attempt = message.attempts + 1
         ok = is_success(answer.status_code) and answer.failure is None
+        WEBHOOK_ATTEMPTS.labels(error_class(answer.status_code, answer.failure) or "ok").inc()
+        WEBHOOK_ATTEMPT_DURATION.observe(answer.latency_ms / 1000)
         gone = disables_endpoint(answer.status_code)
         silent_since = message.last_success_at or message.endpoint_created_at
         stale = not ok and now - silent_since > self.disable_after
@@ -292,6 +303,7 @@ class DeliverySender:
             message.message_id,
             {"status": status, "attempts": attempts, "next_attempt_at": None, "finished_at": now},
         )
+        WEBHOOK_MESSAGES.labels(status).inc()
         event: DomainEvent
         if status == "succeeded":
             await db.update_endpoint(
