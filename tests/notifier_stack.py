@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -65,14 +65,17 @@ async def create_endpoint(
     return response.json()  # type: ignore[no-any-return]
 
 
-async def cancel_an_order(backend: Tenant, infra: Infra) -> str:
-    """Publish an ``order.cancelled`` of a new order of the tenant (as orders would)."""
-    order_id = f"ord_{uuid.uuid4().hex}"
+async def cancel_an_order(
+    backend: Tenant, infra: Infra, order_id: str | None = None, *, sequence: int = 3
+) -> str:
+    """Publish an ``order.cancelled`` of an order of the tenant (a new one unless told), as
+    orders would; its ``reason`` is ``#<sequence>`` so a receiver can tell two apart."""
+    order_id = order_id or f"ord_{uuid.uuid4().hex}"
     record = envelope(
-        OrderCancelled(order_id=order_id, reason="requested"),
+        OrderCancelled(order_id=order_id, reason=f"#{sequence}"),
         tenant_id=backend.id,
         subject=order_id,
-        sequence=3,
+        sequence=sequence,
     )
     await publish(infra.bootstrap_servers, topics.ORDERS_EVENTS, record)
     return order_id
@@ -113,6 +116,11 @@ class Receiver:
     port: int
     requests: list[Received] = field(default_factory=list)
     scripts: dict[str, list[Reply]] = field(default_factory=dict)
+    deciders: dict[str, Callable[[bytes], Reply]] = field(default_factory=dict)
+
+    def respond(self, path: str, decide: Callable[[bytes], Reply]) -> None:
+        """Answer each request to ``path`` with ``decide(body)``."""
+        self.deciders[path] = decide
 
     def answer(self, path: str, status: int) -> None:
         self.scripts[path] = [Reply(status)]
@@ -131,9 +139,12 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     store: list[Received] = []
     scripts: dict[str, list[Reply]] = {}
+    deciders: dict[str, Callable[[bytes], Reply]] = {}
     lock = threading.Lock()
 
-    def reply_for(path: str) -> Reply:
+    def reply_for(path: str, body: bytes) -> Reply:
+        if path in deciders:
+            return deciders[path](body)
         with lock:
             replies = scripts.get(path)
             if replies:
@@ -148,7 +159,7 @@ def receiver() -> Iterator[Receiver]:
             path = self.path.split("?")[0]
             headers = {k.lower(): v for k, v in self.headers.items()}
             store.append(Received(path, headers, body, time.time()))
-            reply = reply_for(path)
+            reply = reply_for(path, body)
             if reply.hold is not None:
                 reply.hold.wait(timeout=120)
             try:
@@ -168,6 +179,6 @@ def receiver() -> Iterator[Receiver]:
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Receiver(server.server_address[1], store, scripts)
+    yield Receiver(server.server_address[1], store, scripts, deciders)
     server.shutdown()
     server.server_close()

@@ -138,6 +138,28 @@ async def test_jobs_of_one_key_run_one_at_a_time_without_blocking_other_keys(db:
     assert following.key == "endpoint-1/order-1" and following.id != busy.id
 
 
+async def test_an_ordered_keys_job_waiting_for_its_retry_holds_back_the_keys_later_jobs(db: Db):
+    queue = db.queue(ordered=True)
+    first = await db.enqueue(queue, key="endpoint-1/order-1")
+    second = await db.enqueue(queue, key="endpoint-1/order-1")
+    await db.enqueue(queue, key="endpoint-1/order-2")
+
+    claimed = await queue.claim(10)
+    assert {j.key for j in claimed} == {"endpoint-1/order-1", "endpoint-1/order-2"}
+    assert {j.id for j in claimed if j.key == "endpoint-1/order-1"} == {first.id}
+    failed = next(j for j in claimed if j.id == first.id)
+    await queue.reschedule(failed, 0.3, "HTTP 500")
+
+    # The key is free, its later job due: still not claimable while the first waits.
+    assert await queue.claim(10) == []
+    (retried,) = await eventually(lambda: queue.claim(10), timeout_s=10, what="the retry due")
+    assert retried.id == first.id
+    await queue.complete(retried)
+    (following,) = await queue.claim(10)
+    assert following.id == second.id
+    assert queue.spec.serial  # ordered implies serial
+
+
 async def test_a_serial_keys_lapsed_lease_frees_the_key(db: Db):
     queue = db.queue(serial=True, lease_s=0.3)
     await db.enqueue(queue, key="a")

@@ -6,11 +6,13 @@ size. Real notifier, real receiver over HTTP; conditions are waited for, never s
 from __future__ import annotations
 
 import itertools
+import json
 import socket
 import threading
 import uuid
 from datetime import datetime
 
+from standardwebhooks import Webhook
 from tests.notifier_stack import Receiver, Reply, cancel_an_order, create_endpoint, deliveries_of
 
 from waybill.devstack.eventually import eventually
@@ -135,3 +137,55 @@ async def test_an_answer_larger_than_the_limit_is_too_large_and_not_a_success(
     first, second = item["attempts"]
     assert (first["status_code"], first["error_class"]) == (200, "too_large")
     assert (second["status_code"], second["error_class"]) == (200, None)
+
+
+async def test_an_orders_later_event_waits_for_its_earlier_one_and_other_orders_pass(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/ordered"
+    endpoint = await create_endpoint(backend, receiver.url(path))
+    first_order = await cancel_an_order(backend, infra, sequence=3)
+    tries: list[str] = []
+
+    def first_event_fails_twice(body: bytes) -> Reply:
+        data = json.loads(body)["data"]
+        if data["order_id"] == first_order and data["reason"] == "#3":
+            tries.append("#3")
+            return Reply(500 if len(tries) <= 2 else 200)
+        return Reply(200)
+
+    receiver.respond(path, first_event_fails_twice)
+    await eventually(lambda: receiver.at(path), what="the first attempt of the first event")
+    await cancel_an_order(backend, infra, first_order, sequence=4)
+    other_order = await cancel_an_order(backend, infra, sequence=3)
+
+    await eventually(
+        lambda: deliveries_of(backend, endpoint), until=_all("succeeded", 3), timeout_s=30
+    )
+
+    seen = [
+        (json.loads(r.body)["data"]["order_id"], json.loads(r.body)["data"]["reason"])
+        for r in sorted(receiver.at(path), key=lambda r: r.at)
+    ]
+    assert [reason for order, reason in seen if order == first_order] == ["#3", "#3", "#3", "#4"]
+    # The other order waited for none of the first order's retries.
+    assert seen.index((other_order, "#3")) < 2
+
+
+async def test_an_endpoints_own_headers_go_with_every_delivery_and_cannot_replace_ours(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/ok"
+    endpoint = await create_endpoint(
+        backend,
+        receiver.url(path),
+        headers={"X-Team": "fulfilment", "webhook-id": "forged", "Content-Type": "text/plain"},
+    )
+    await cancel_an_order(backend, infra)
+
+    (request,) = await eventually(lambda: receiver.at(path), what="the delivery")
+
+    assert request.headers["x-team"] == "fulfilment"
+    assert request.headers["webhook-id"].startswith("msg_")
+    assert request.headers["content-type"] == "application/json"
+    Webhook(endpoint["secret"]).verify(request.body, request.headers)

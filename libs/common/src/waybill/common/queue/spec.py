@@ -28,22 +28,29 @@ class QueueSpec:
 
     ``keyed``: jobs of one ``key`` are claimed one per claim round, keys served round-robin
     (least recently served first), so one busy key cannot starve the rest. ``serial``: at most
-    one running job per key (implies keyed). ``rate_per_key_s``: at most one start per key per
-    this many seconds (implies keyed). ``aging_s``: a job due for that long counts one priority
-    higher, two after twice as long, ... ``max_attempts``: None retries until ``deadline`` (if
-    the job has one) or forever. ``retention_s``: how long finished jobs stay for the admin
-    view.
+    one running job per key (implies keyed). ``ordered``: a key's jobs run one at a time in
+    the order they were enqueued, a job waiting for its retry holding back the later ones
+    (implies serial); priority and aging then order keys, not the jobs of one key.
+    ``rate_per_key_s``: at most one start per key per this many seconds (implies keyed).
+    ``aging_s``: a job due for that long counts one priority higher, two after twice as long,
+    ... ``max_attempts``: None retries until ``deadline`` (if the job has one) or forever.
+    ``retention_s``: how long finished jobs stay for the admin view.
     """
 
     name: str
     lease_s: float = 60.0
     serial: bool = False
+    ordered: bool = False
     rate_per_key_s: float | None = None
     fair: bool = False
     aging_s: float | None = None
     max_attempts: int | None = None
     retention_s: float = 3600.0
     backoff: RetryDelay = field(default=DEFAULT_BACKOFF, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.ordered and not self.serial:
+            object.__setattr__(self, "serial", True)
 
     @property
     def keyed(self) -> bool:

@@ -61,16 +61,16 @@ RETURNING j.id, j.key, j.tenant_id, j.payload, j.attempts, j.priority, j.enqueue
 """
 
 # Keyed, step 1: lock the keys to serve now -- free (not busy, rate allows), with a due job,
-# the one with the most urgent job first, then the least recently served (fairness). Locking
-# rechecks busy_until/next_at on the newest row version, so a key another worker has just
-# claimed is never taken twice; SKIP LOCKED passes over keys being claimed right now.
+# the one with the most urgent job first, then the least recently served (fairness). The keys
+# come from the due jobs (the due index), never from a scan of every key the queue has seen.
+# Locking rechecks busy_until/next_at on the newest row version, so a key another worker has
+# just claimed is never taken twice; SKIP LOCKED passes over keys being claimed right now.
 CLAIM_KEYS = f"""
 SELECT k.key FROM queue_keys AS k
+JOIN (SELECT key, max({EFFECTIVE_PRIORITY}) AS urgency FROM queue_jobs
+      WHERE queue = $1 AND {DUE} GROUP BY key) AS due ON due.key = k.key
 WHERE k.queue = $1 AND k.next_at <= $2 AND (k.busy_until IS NULL OR k.busy_until <= $2)
-  AND EXISTS (SELECT 1 FROM queue_jobs WHERE queue = $1 AND key = k.key AND {DUE})
-ORDER BY (SELECT max({EFFECTIVE_PRIORITY}) FROM queue_jobs
-          WHERE queue = $1 AND key = k.key AND {DUE}) DESC,
-         k.served_at NULLS FIRST, k.key
+ORDER BY due.urgency DESC, k.served_at NULLS FIRST, k.key
 LIMIT $4
 FOR UPDATE OF k SKIP LOCKED
 """
@@ -86,6 +86,36 @@ FROM (
     ORDER BY key, {EFFECTIVE_PRIORITY} DESC, status = 'running' DESC, run_at, id
 ) AS due
 WHERE j.id = due.id AND j.status IN ('queued', 'running')
+RETURNING j.id, j.key, j.tenant_id, j.payload, j.attempts, j.priority, j.enqueued_at, j.deadline
+"""
+
+# Ordered queues: a key's jobs run in the order they were enqueued. Its head (the oldest job not
+# done or failed) is the only one that may run, so a job waiting for its retry holds back the
+# later jobs of its key (a webhook message of an order is not overtaken by the next one).
+_HEADS = """
+SELECT DISTINCT ON (key) key, id, run_at, priority FROM queue_jobs
+WHERE queue = $1 AND status IN ('queued', 'running')
+ORDER BY key, id
+"""
+CLAIM_KEYS_ORDERED = f"""
+SELECT k.key FROM queue_keys AS k
+JOIN ({_HEADS}) AS head ON head.key = k.key
+WHERE k.queue = $1 AND head.run_at <= $2
+  AND k.next_at <= $2 AND (k.busy_until IS NULL OR k.busy_until <= $2)
+ORDER BY head.priority + floor(extract(epoch FROM ($2 - head.run_at))::float8 / $3::float8) DESC,
+         k.served_at NULLS FIRST, k.key
+LIMIT $4
+FOR UPDATE OF k SKIP LOCKED
+"""
+CLAIM_OF_KEYS_ORDERED = """
+UPDATE queue_jobs AS j
+SET status = 'running', attempts = j.attempts + 1, run_at = $3
+FROM (
+    SELECT DISTINCT ON (key) id, run_at FROM queue_jobs
+    WHERE queue = $1 AND key = ANY($4::text[]) AND status IN ('queued', 'running')
+    ORDER BY key, id
+) AS head
+WHERE j.id = head.id AND head.run_at <= $2 AND j.status IN ('queued', 'running')
 RETURNING j.id, j.key, j.tenant_id, j.payload, j.attempts, j.priority, j.enqueued_at, j.deadline
 """
 

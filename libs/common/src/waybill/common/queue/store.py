@@ -192,11 +192,21 @@ class JobQueue:
             if not self.spec.keyed:
                 rows = await raw.fetch(q.CLAIM, self.name, now, self._aging_s, until, limit)
                 return [_job(self.name, r) for r in rows]
-            locked = await raw.fetch(q.CLAIM_KEYS, self.name, now, self._aging_s, limit)
+            ordered = self.spec.ordered
+            locked = await raw.fetch(
+                q.CLAIM_KEYS_ORDERED if ordered else q.CLAIM_KEYS,
+                self.name,
+                now,
+                self._aging_s,
+                limit,
+            )
             keys = [r["key"] for r in locked]
             if not keys:
                 return []
-            rows = await raw.fetch(q.CLAIM_OF_KEYS, self.name, now, self._aging_s, until, keys)
+            if ordered:
+                rows = await raw.fetch(q.CLAIM_OF_KEYS_ORDERED, self.name, now, until, keys)
+            else:
+                rows = await raw.fetch(q.CLAIM_OF_KEYS, self.name, now, self._aging_s, until, keys)
             served = [r["key"] for r in rows]
             if served:
                 await raw.execute(

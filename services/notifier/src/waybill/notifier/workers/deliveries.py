@@ -1,11 +1,12 @@
 """Sending webhook messages: the ``deliveries`` queue's handler (waybill.common.queue).
 
 Each message is one job, enqueued in the transaction that fanned the event out. Jobs are keyed
-by endpoint and order and processed serially per key: a later event of an order never
-overtakes an earlier one still being retried to the same endpoint, and other orders (other
-keys) are not held up. A job's lease outlives one attempt, so a notifier killed mid-attempt
-sends the message again after the lease, with the same ``webhook-id`` (receivers deduplicate
-on it, as the Standard Webhooks spec says they should).
+by endpoint and order, and the queue is ordered per key: a later event of an order never
+overtakes an earlier one still being retried to the same endpoint (the earlier job, waiting
+for its retry, holds the key), and other orders (other keys) are not held up. A job's lease
+outlives one attempt, so a notifier killed mid-attempt sends the message again after the
+lease, with the same ``webhook-id`` (receivers deduplicate on it, as the Standard Webhooks
+spec says they should).
 
 One attempt: sign with the ``standardwebhooks`` library (every secret still valid: after a
 rotation both signatures, space-separated), POST through the SSRF-checked client (the address
@@ -83,7 +84,7 @@ def deliveries_queue(engine: AsyncEngine, schedule: Schedule, *, timeout_s: floa
         QueueSpec(
             name=QUEUE,
             lease_s=timeout_s + 10,
-            serial=True,
+            ordered=True,
             # Attempts are the message's (a wait for the rate limit or the breaker claims the
             # job without an attempt), so the queue itself never gives up on a claim count.
             max_attempts=None,
