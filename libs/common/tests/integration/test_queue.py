@@ -328,3 +328,23 @@ async def test_a_worker_outlives_a_failed_claim_and_runs_the_next_job(db: Db):
     finally:
         await worker.stop()
     assert queue.broke
+
+
+async def test_idle_keys_are_forgotten_and_a_key_with_a_job_is_kept(db: Db):
+    queue = db.queue(serial=True, retention_s=0)
+    await db.enqueue(queue, key="idle")
+    await db.enqueue(queue, key="busy")
+    claimed = {j.key: j for j in await queue.claim(10)}
+    await queue.complete(claimed["idle"])
+
+    await queue.prune()
+
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        keys = await raw.driver_connection.fetch(  # type: ignore[union-attr]
+            "SELECT key FROM queue_keys WHERE queue = $1", queue.name
+        )
+    assert [r["key"] for r in keys] == ["busy"]
+    await db.enqueue(queue, key="idle")  # the key comes back with its next job
+    (again,) = await queue.claim(10)
+    assert again.key == "idle"

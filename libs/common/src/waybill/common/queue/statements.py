@@ -18,10 +18,13 @@ VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10)
 RETURNING id
 """
 
-# A keyed queue's claims go through queue_keys: the key row exists before its first job.
+# A keyed queue's claims go through queue_keys: the key row exists before its first job. An
+# existing row is locked (a no-op update), not skipped: the prune of idle keys (PRUNE_KEYS)
+# must wait for this transaction, or it could delete the row under a job about to commit.
 ENQUEUE_KEYED = """
 WITH key_row AS (
-    INSERT INTO queue_keys (queue, key, next_at) VALUES ($1, $3, $10) ON CONFLICT DO NOTHING
+    INSERT INTO queue_keys (queue, key, next_at) VALUES ($1, $3, $10)
+    ON CONFLICT (queue, key) DO UPDATE SET next_at = queue_keys.next_at
 )
 """ + ENQUEUE.strip()
 
@@ -38,7 +41,7 @@ ENQUEUE_MANY_KEYED = """
 WITH key_rows AS (
     INSERT INTO queue_keys (queue, key, next_at)
     SELECT DISTINCT $1, k, $7::timestamptz FROM unnest($3::text[]) AS k
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (queue, key) DO UPDATE SET next_at = queue_keys.next_at
 )
 """ + ENQUEUE_MANY.strip()
 
@@ -147,6 +150,26 @@ FREE_KEY = "UPDATE queue_keys SET busy_until = NULL WHERE queue = $1 AND key = $
 
 NEXT_DUE = """
 SELECT min(run_at) FROM queue_jobs WHERE queue = $1 AND status IN ('queued', 'running')
+"""
+
+# Idle keys (no job queued or running, not busy, not rate-held) are forgotten in two steps of
+# one transaction: lock the candidates (skipping keys an enqueue holds), then, under a fresh
+# snapshot, delete those that still have no job. An enqueue that comes after the lock waits
+# for it and then inserts the key again; one that came before shows its job to step 2.
+LOCK_IDLE_KEYS = """
+SELECT k.key FROM queue_keys AS k
+WHERE k.queue = $1 AND (k.busy_until IS NULL OR k.busy_until < $2) AND k.next_at < $2
+  AND coalesce(k.served_at, k.next_at) < $2
+  AND NOT EXISTS (SELECT 1 FROM queue_jobs AS j
+                  WHERE j.queue = $1 AND j.key = k.key AND j.status IN ('queued', 'running'))
+LIMIT 5000
+FOR UPDATE OF k SKIP LOCKED
+"""
+DELETE_IDLE_KEYS = """
+DELETE FROM queue_keys AS k
+WHERE k.queue = $1 AND k.key = ANY($2::text[])
+  AND NOT EXISTS (SELECT 1 FROM queue_jobs AS j
+                  WHERE j.queue = $1 AND j.key = k.key AND j.status IN ('queued', 'running'))
 """
 
 PRUNE = """

@@ -293,6 +293,19 @@ class JobQueue:
         before = self.clock() - timedelta(seconds=self.spec.retention_s)
         async with self.engine.begin() as conn:
             status = await (await driver(conn)).execute(q.PRUNE, self.name, before)
+        if self.spec.keyed:
+            await self._prune_keys(before)
+        return int(status.split()[-1])
+
+    async def _prune_keys(self, before: datetime) -> int:
+        """Forget keys idle since ``before`` (one row per key ever used otherwise: one per
+        order for the notifier's deliveries)."""
+        async with self.engine.begin() as conn:
+            raw = await driver(conn)
+            idle = [r["key"] for r in await raw.fetch(q.LOCK_IDLE_KEYS, self.name, before)]
+            if not idle:
+                return 0
+            status = await raw.execute(q.DELETE_IDLE_KEYS, self.name, idle)
         return int(status.split()[-1])
 
 
