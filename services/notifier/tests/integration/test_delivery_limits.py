@@ -12,6 +12,7 @@ import threading
 import uuid
 from datetime import datetime
 
+import asyncpg
 from standardwebhooks import Webhook
 from tests.notifier_stack import Receiver, Reply, cancel_an_order, create_endpoint, deliveries_of
 
@@ -189,3 +190,32 @@ async def test_an_endpoints_own_headers_go_with_every_delivery_and_cannot_replac
     assert request.headers["webhook-id"].startswith("msg_")
     assert request.headers["content-type"] == "application/json"
     Webhook(endpoint["secret"]).verify(request.body, request.headers)
+
+
+async def test_an_endpoint_without_a_success_for_the_window_is_disabled_with_its_reason(
+    backend: Tenant, infra: Infra, receiver: Receiver
+):
+    path = f"/{uuid.uuid4().hex}/fail"
+    endpoint = await create_endpoint(backend, receiver.url(path))
+    # Six days pass (WAYBILL_NOTIFIER_DISABLE_AFTER_S is five): the endpoint's clock, set back.
+    conn = await asyncpg.connect(infra.settings().asyncpg_dsn("waybill_notifier"))
+    try:
+        await conn.execute(
+            "UPDATE webhook_endpoints SET created_at = now() - interval '6 days'"
+            " WHERE endpoint_id = $1",
+            endpoint["id"],
+        )
+    finally:
+        await conn.close()
+    await cancel_an_order(backend, infra)
+
+    shown = await eventually(
+        lambda: backend.service.get(f"/webhook-endpoints/{endpoint['id']}"),
+        until=lambda r: r.json()["status"] == "disabled",
+        timeout_s=30,
+        what="disabled",
+    )
+
+    assert shown.json()["disabled_reason"].startswith("no success for 5 days")
+    (item,) = await deliveries_of(backend, endpoint)
+    assert item["status"] == "failed" and len(item["attempts"]) == 1  # not the whole schedule

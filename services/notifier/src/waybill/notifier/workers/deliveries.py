@@ -201,7 +201,7 @@ class DeliverySender:
             if ok:
                 await self._finish(conn, job, message, "succeeded", attempts=attempt)
             elif gone or stale:
-                reason = "410 Gone" if gone else f"no success for {self.disable_after}"
+                reason = "410 Gone" if gone else f"no success for {_span(self.disable_after)}"
                 await self._disable(conn, message, reason)
                 await self._finish(conn, job, message, "failed", attempts=attempt, answer=answer)
             elif last:
@@ -409,6 +409,15 @@ class DeliverySender:
         await db.update_endpoint(
             conn, message.tenant_id, message.endpoint_id, {"version": version + len(events)}
         )
+
+
+def _span(span: timedelta) -> str:
+    """``5 days``, ``6 hours``, ``90 s``: a disable reason people read."""
+    seconds = span.total_seconds()
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
 
 
 def _describe(answer: Answer) -> str:
