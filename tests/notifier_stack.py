@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from tests.messaging_stack import messaging_env
 
 from waybill.common.db import create_databases
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant, new_tenant, start_service
@@ -24,13 +25,14 @@ FAST_NOTIFIER_ENV = {"WAYBILL_NOTIFIER_RETRY_SCHEDULE_S": "1,1"}
 
 
 @pytest.fixture(scope="session")
-def notifier_service(infra: Infra) -> Iterator[ServiceProcess]:
+def notifier_service(infra: Infra, mail_sandbox: ServiceProcess) -> Iterator[ServiceProcess]:
     from waybill.common.auth import ensure_auth_schema
     from waybill.common.settings import AUTH_DATABASE
 
     create_databases(infra.server_url, [AUTH_DATABASE])
     asyncio.run(ensure_auth_schema(infra.settings()))
-    service = start_service(infra, "notifier", extra_env=FAST_NOTIFIER_ENV)
+    env = {**FAST_NOTIFIER_ENV, **messaging_env(mail_sandbox)}  # customer email and SMS there
+    service = start_service(infra, "notifier", extra_env=env)
     yield service
     service.stop()
 

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from waybill.common.backoff import Backoff
+from waybill.common.backoff import Backoff, Jitter
 from waybill.common.contracts.event import DomainEvent
 from waybill.common.contracts.notifier import NotificationFailed, NotificationSent
 from waybill.common.eventstore import Caller, EventStore, append_decided
@@ -64,7 +64,9 @@ def message_queue(
             aging_s=aging_s,
             # The handler owns the attempt budget (see the module docstring).
             max_attempts=None,
-            backoff=Backoff(base_s=backoff_s, max_s=backoff_max_s),
+            # Equal jitter: at least half the ceiling, so a server that said "try later" is
+            # not asked again at once.
+            backoff=Backoff(base_s=backoff_s, max_s=backoff_max_s, jitter=Jitter.EQUAL),
         ),
     )
 
