@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from tests.messaging_stack import messaging_env
 
 from waybill.common import topics
 from waybill.common.contracts.orders import OrderCancelled
@@ -34,13 +35,14 @@ FAST_NOTIFIER_ENV = {
 
 
 @pytest.fixture(scope="session")
-def notifier_service(infra: Infra) -> Iterator[ServiceProcess]:
+def notifier_service(infra: Infra, mail_sandbox: ServiceProcess) -> Iterator[ServiceProcess]:
     from waybill.common.auth import ensure_auth_schema
     from waybill.common.settings import AUTH_DATABASE
 
     create_databases(infra.server_url, [AUTH_DATABASE])
     asyncio.run(ensure_auth_schema(infra.settings()))
-    service = start_service(infra, "notifier", extra_env=FAST_NOTIFIER_ENV)
+    env = {**FAST_NOTIFIER_ENV, **messaging_env(mail_sandbox)}  # customer email and SMS there
+    service = start_service(infra, "notifier", extra_env=env)
     yield service
     service.stop()
 

@@ -12,6 +12,7 @@ from waybill.devstack.topology import (
     Listener,
     ServiceSpec,
     link_env,
+    listener_ports,
     service,
 )
 
@@ -33,7 +34,21 @@ def test_the_links_wire_payments_to_the_provider_and_the_provider_back_to_paymen
     assert link_env(SERVICES, urls.get) == {
         "WAYBILL_PROVIDER_URL": "http://127.0.0.1:1",
         "WAYBILL_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:2/webhooks/provider",
+        "WAYBILL_NOTIFIER_SMS_URL": "http://127.0.0.1:1",
     }
+
+
+def test_the_notifier_sends_email_to_the_sandbox_smtp_port_it_was_given():
+    urls = {"sandbox": "http://127.0.0.1:1"}
+    given = listener_ports(SERVICES, {"WAYBILL_SANDBOX_SMTP_PORT": "2525"})
+
+    assert given == {"WAYBILL_SANDBOX_SMTP_PORT": 2525}
+    assert link_env(SERVICES, urls.get, given.get)["WAYBILL_NOTIFIER_SMTP_PORT"] == "2525"
+    default = listener_ports(SERVICES, {})
+    assert link_env(SERVICES, urls.get, default.get)["WAYBILL_NOTIFIER_SMTP_PORT"] == str(
+        ports.SANDBOX_SMTP
+    )
+    assert "WAYBILL_NOTIFIER_SMTP_PORT" not in link_env(SERVICES, {}.get, given.get)
 
 
 def test_a_link_to_a_service_that_does_not_run_is_left_to_the_default():

@@ -72,6 +72,7 @@ class CircuitBreakers:
         ignore: Sequence[type[BaseException]] = (),
     ) -> None:
         self.service = service
+        self.reset_s = reset_s  # how long an open circuit stays open before a probe
         self._states: dict[str, str] = {}
         self._factory = AsyncCircuitBreakerFactory(
             default_threshold=failure_threshold,

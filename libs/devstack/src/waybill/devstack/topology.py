@@ -23,11 +23,14 @@ REPLICA_PORT_STEP = 100
 
 @dataclass(frozen=True)
 class Link:
-    """A setting through which a service reaches another one: that service's URL + ``path``."""
+    """A setting through which a service reaches another one: that service's URL + ``path``,
+    or, with ``listener``, the port of that service's listener of that setting (the notifier
+    reaches the sandbox's SMTP server on whatever port it was given)."""
 
     setting: str
     service: str
     path: str = ""
+    listener: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,11 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "notifier",
         "waybill.notifier",
         ports.NOTIFIER,
+        # Customer email goes to the sandbox's SMTP server, SMS to its SMS provider.
+        links=(
+            Link("WAYBILL_NOTIFIER_SMS_URL", "sandbox"),
+            Link("WAYBILL_NOTIFIER_SMTP_PORT", "sandbox", listener="WAYBILL_SANDBOX_SMTP_PORT"),
+        ),
         # Webhook receivers on this machine (the tests' and yours) pass the SSRF check; no
         # other loopback or private address does (CONTRACT.md § notifier).
         dev_env=(("WAYBILL_NOTIFIER_ALLOWED_TARGETS", "127.0.0.1/32"),),
@@ -128,13 +136,31 @@ def service(name: str, specs: Iterable[ServiceSpec] = SERVICES) -> ServiceSpec:
     return found[name]
 
 
-def link_env(specs: Iterable[ServiceSpec], url_of: Callable[[str], str | None]) -> dict[str, str]:
+def link_env(
+    specs: Iterable[ServiceSpec],
+    url_of: Callable[[str], str | None],
+    port_of: Callable[[str], int | None] = lambda setting: None,
+) -> dict[str, str]:
     """The settings that wire ``specs`` to each other; ``url_of(name)`` is None when a linked
-    service does not run (its setting is then left to the service's default)."""
+    service does not run (its setting is then left to the service's default), and
+    ``port_of(setting)`` is the port a listener was given (None: leave the default)."""
     env: dict[str, str] = {}
     for spec in specs:
         for link in spec.links:
             url = url_of(link.service)
-            if url is not None:
+            if url is None:
+                continue
+            if link.listener is None:
                 env[link.setting] = url + link.path
+            elif (port := port_of(link.listener)) is not None:
+                env[link.setting] = str(port)
     return env
+
+
+def listener_ports(specs: Iterable[ServiceSpec], environ: Mapping[str, str]) -> dict[str, int]:
+    """Every listener's port by its setting: the environment's, else its default."""
+    return {
+        listener.setting: int(environ.get(listener.setting, listener.default_port))
+        for spec in specs
+        for listener in spec.listeners
+    }

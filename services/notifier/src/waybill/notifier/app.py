@@ -1,5 +1,5 @@
-"""Bootstrap: the kit's parts (store, relay, consumer, health) and the webhook endpoints'
-routes, wired once."""
+"""Bootstrap: the kit's parts (store, relay, consumer, health), the webhook endpoints' routes
+and deliveries, and customer email and SMS (their queues, channels and routes), wired once."""
 
 from __future__ import annotations
 
@@ -13,16 +13,32 @@ from waybill.common.breaker import CircuitBreakers
 from waybill.common.contracts import notifier as contract
 from waybill.common.http.outbound import AllowList, checked_client
 from waybill.common.lifecycle import Role
-from waybill.common.queue import QueueWorker
+from waybill.common.queue import JobQueue, QueueWorker
+from waybill.common.queue.admin import queues_router
 from waybill.common.registry import EventRegistry
+from waybill.common.sealing import Sealer
 from waybill.common.service import ServiceKit
 from waybill.notifier import tables
 from waybill.notifier.api import ERROR_STATUS, router
+from waybill.notifier.customer_api import admin_tenant
+from waybill.notifier.customer_api import router as customer_router
+from waybill.notifier.customers import CustomerNotifications
+from waybill.notifier.domain.messages import parse_delays
 from waybill.notifier.domain.schedule import Schedule, parse_schedule
 from waybill.notifier.handlers import NotifierHandlers
+from waybill.notifier.rendering import Renderer
 from waybill.notifier.settings import NotifierSettings
 from waybill.notifier.subscriptions import subscriptions
 from waybill.notifier.workers.deliveries import DeliverySender, deliveries_queue
+from waybill.notifier.workers.emails import SmtpChannel
+from waybill.notifier.workers.messages import (
+    EMAILS,
+    SMS,
+    Channel,
+    MessageSender,
+    message_queue,
+)
+from waybill.notifier.workers.sms import SmsChannel, sms_client
 
 SERVICE = "notifier"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -71,7 +87,6 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
         disable_after=timedelta(seconds=settings.notifier_disable_after_s),
         endpoint_concurrency=settings.notifier_endpoint_concurrency,
         max_response_bytes=settings.notifier_max_response_bytes,
-        breaker_reset_s=settings.notifier_breaker_reset_s,
     )
     worker = QueueWorker(
         deliveries,
@@ -82,8 +97,79 @@ def build_app(settings: NotifierSettings | None = None) -> FastAPI:
     )
     kit.life.cleanup("webhook-client", client.aclose)
     kit.life.component(Role.WORKERS, "deliveries", lambda: worker)
-    kit.consume(subscriptions(handlers))
-    app = kit.app(routers=[router], error_status=ERROR_STATUS)
+    customers, senders = _customer_messages(kit, settings, breakers)
+    kit.consume(subscriptions(handlers, customers))
+    queues = [deliveries, customers.emails, customers.sms]
+    app = kit.app(
+        routers=[router, customer_router, queues_router(kit.engine, queues, admin_tenant)],
+        error_status=ERROR_STATUS,
+    )
     app.state.handlers = handlers
+    app.state.customers = customers
+    app.state.message_workers = senders
     app.state.deliveries = worker
     return app
+
+
+def _customer_messages(
+    kit: ServiceKit, settings: NotifierSettings, breakers: CircuitBreakers
+) -> tuple[CustomerNotifications, list[QueueWorker]]:
+    """The emails and sms queues, what fills them (consumed events) and what empties them."""
+
+    def queue(name: str, timeout_s: float) -> JobQueue:
+        return message_queue(
+            kit.engine,
+            name,
+            timeout_s=timeout_s,
+            aging_s=settings.notifier_aging_s,
+            backoff_s=settings.notifier_message_backoff_s,
+            backoff_max_s=settings.notifier_message_backoff_max_s,
+        )
+
+    customers = CustomerNotifications(
+        kit.engine,
+        emails=queue(EMAILS, settings.notifier_smtp_timeout_s),
+        sms=queue(SMS, settings.notifier_sms_timeout_s),
+        delays=parse_delays(settings.notifier_template_delays_s),
+    )
+    renderer = Renderer(Sealer(settings.delivery_code_keys))
+    client = sms_client(
+        settings.notifier_sms_url,
+        settings.notifier_sms_api_key or settings.provider_api_key,
+        settings.notifier_sms_timeout_s,
+    )
+    kit.life.cleanup("sms-client", client.aclose)
+    channels: dict[str, Channel] = {
+        EMAILS: SmtpChannel(
+            renderer,
+            settings.notifier_smtp_host,
+            settings.notifier_smtp_port,
+            settings.notifier_mail_from,
+            timeout_s=settings.notifier_smtp_timeout_s,
+        ),
+        SMS: SmsChannel(renderer, client),
+    }
+    workers = []
+    for job_queue in (customers.emails, customers.sms):
+        sender = MessageSender(
+            job_queue,
+            channels[job_queue.name],
+            kit.store,
+            customers,
+            max_attempts=settings.notifier_message_attempts,
+            breakers=breakers,
+        )
+        worker = QueueWorker(
+            job_queue,
+            sender.handle,
+            dsn=settings.asyncpg_dsn(kit.database),
+            service=SERVICE,
+            concurrency=settings.notifier_message_concurrency,
+        )
+        _run_in_workers(kit, worker)
+        workers.append(worker)
+    return customers, workers
+
+
+def _run_in_workers(kit: ServiceKit, worker: QueueWorker) -> None:
+    kit.life.component(Role.WORKERS, worker.queue.name, lambda: worker)

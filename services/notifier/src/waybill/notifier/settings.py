@@ -32,3 +32,23 @@ class NotifierSettings(WaybillSettings):
     # 5xx) and lets a probe through after the reset; while open, deliveries wait, unattempted.
     notifier_breaker_failures: int = Field(default=5, ge=1)
     notifier_breaker_reset_s: float = Field(default=30.0, gt=0)
+
+    # --- customer email and SMS (the sandbox's SMTP server and SMS provider by default) ---
+    notifier_smtp_host: str = "127.0.0.1"
+    notifier_smtp_port: int = ports.SANDBOX_SMTP
+    notifier_smtp_timeout_s: float = Field(default=10.0, gt=0)
+    notifier_mail_from: str = "Waybill <no-reply@notifier.waybill.test>"
+    notifier_sms_url: str = f"http://127.0.0.1:{ports.SANDBOX}"
+    # The SMS provider's API key; unset: the provider key (the sandbox serves both).
+    notifier_sms_api_key: str | None = None
+    notifier_sms_timeout_s: float = Field(default=10.0, gt=0)
+    # Attempts per message (with a recorded outcome), spaced by exponential backoff + jitter.
+    notifier_message_attempts: int = Field(default=3, ge=1)
+    notifier_message_backoff_s: float = Field(default=5.0, gt=0)
+    notifier_message_backoff_max_s: float = Field(default=300.0, gt=0)
+    # A message waiting this long counts one priority higher (twice as long: two), so a low
+    # one is not starved by a steady stream of urgent ones.
+    notifier_aging_s: float = Field(default=300.0, gt=0)
+    # Per-template hold before sending (send_at), e.g. "delivered=600,returned=0"; default 0.
+    notifier_template_delays_s: str = ""
+    notifier_message_concurrency: int = Field(default=8, ge=1)

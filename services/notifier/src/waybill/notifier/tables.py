@@ -100,3 +100,74 @@ webhook_attempts = Table(
     Column("response_excerpt", Text, nullable=True),
 )
 Index("ix_webhook_attempts_message", webhook_attempts.c.message_id, webhook_attempts.c.attempt)
+
+# --- customer notifications (email and SMS) -------------------------------------------------
+
+# The customer's contact per order, from order.placed and order.paid v2 (v2 wins). Shipment
+# events carry only the order id: this is where their recipient comes from.
+order_contacts = Table(
+    "order_contacts",
+    metadata,
+    Column("tenant_id", Text, primary_key=True),
+    Column("order_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("phone", Text, nullable=True),
+    Column("source", Text, nullable=False),  # the event type it was last taken from
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Events that notify a customer whose contact is not known yet (topics are consumed
+# independently: a shipment event may come before its order's). Released into notifications
+# in the transaction that records the contact (see customers.py).
+awaiting_contact = Table(
+    "awaiting_contact",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("data", JSONB, nullable=False),  # the event as consumed (its code still sealed)
+    Column("correlation_id", Text, nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("ix_awaiting_contact_order", awaiting_contact.c.tenant_id, awaiting_contact.c.order_id)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("notification_id", Text, primary_key=True),  # ntf_...
+    Column("tenant_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False),
+    Column("event_id", UUID(as_uuid=True), nullable=False),
+    Column("channel", Text, nullable=False),  # email | sms
+    Column("template", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="queued"),  # queued | sent | failed
+    Column("priority", Text, nullable=False),  # urgent | high | normal | low
+    Column("send_at", DateTime(timezone=True), nullable=False),
+    # Attempts with a recorded outcome (a process killed mid-attempt spends none).
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    # The email's Message-ID, chosen at insert and reused by every attempt (None for SMS).
+    Column("message_id", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    # What the templates show (the delivery code sealed, never in plain text).
+    Column("context", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # One message per (event, channel, recipient): inserts are ON CONFLICT DO NOTHING.
+    UniqueConstraint("event_id", "channel", "recipient", name="uq_notifications_event_channel"),
+)
+Index(
+    "ix_notifications_tenant_order_created",
+    notifications.c.tenant_id,
+    notifications.c.order_id,
+    notifications.c.created_at,
+    notifications.c.notification_id,
+)
+Index(
+    "ix_notifications_tenant_created",
+    notifications.c.tenant_id,
+    notifications.c.created_at,
+    notifications.c.notification_id,
+)

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from waybill.notifier.domain.messages import mask
+
 
 def _m(row: Any) -> Any:
     return getattr(row, "_mapping", row)
@@ -82,4 +84,36 @@ class DeliveryView(BaseModel):
                 for a in attempts
             ],
             created_at=m["created_at"],
+        )
+
+
+class NotificationView(BaseModel):
+    """A customer notification; the recipient is masked (``j***@example.com``,
+    ``+*******4567``) and no content is shown (a delivery code never leaves the message)."""
+
+    id: str
+    order_id: str
+    channel: str = Field(description="email | sms")
+    template: str
+    recipient: str = Field(description="masked")
+    status: str = Field(description="queued | sent | failed")
+    priority: str = Field(description="urgent | high | normal | low")
+    send_at: datetime
+    attempts: int
+    sent_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> NotificationView:
+        m = _m(row)
+        return cls(
+            id=m["notification_id"],
+            order_id=m["order_id"],
+            channel=m["channel"],
+            template=m["template"],
+            recipient=mask(m["channel"], m["recipient"]),
+            status=m["status"],
+            priority=m["priority"],
+            send_at=m["send_at"],
+            attempts=m["attempts"],
+            sent_at=m["sent_at"],
         )

@@ -23,7 +23,7 @@ from waybill.common.db import create_databases
 from waybill.common.settings import AUTH_DATABASE, WaybillSettings
 from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres
 from waybill.devstack.infra.kafka import ensure_topics
-from waybill.devstack.topology import SERVICES, ServiceSpec, link_env
+from waybill.devstack.topology import SERVICES, ServiceSpec, link_env, listener_ports
 
 Progress = Callable[[str], None]
 
@@ -140,7 +140,8 @@ class Stack:
         # Who calls whom (payments -> the sandbox provider -> payments' webhooks): the topology's
         # links, unless the caller's environment already says (a real provider, say).
         urls = {spec.name: spec.instances(self.environ)[0].url for spec in self.specs}
-        for setting, url in link_env(self.specs, urls.get).items():
+        listeners = listener_ports(self.specs, self.environ)
+        for setting, url in link_env(self.specs, urls.get, listeners.get).items():
             env.setdefault(setting, url)
         for spec in self.specs:
             for setting, value in spec.dev_env:

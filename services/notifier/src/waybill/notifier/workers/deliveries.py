@@ -119,7 +119,6 @@ class DeliverySender:
     disable_after: timedelta = timedelta(days=5)
     endpoint_concurrency: int = 4
     max_response_bytes: int = 65536
-    breaker_reset_s: float = 30.0
     _in_flight: dict[str, int] = field(default_factory=dict)
 
     async def deliver(self, job: Job) -> Outcome | None:
@@ -154,7 +153,7 @@ class DeliverySender:
                 answer = await self._guarded_post(message, now)
             except BreakerOpen as exc:
                 WEBHOOK_WAITS.labels("circuit_open").inc()
-                delay = self.breaker_reset_s * random.uniform(1, 1.2)
+                delay = self.breakers.reset_s * random.uniform(1, 1.2)
                 raise RetryLater("circuit open", delay_s=delay) from exc
         finally:
             self._in_flight[endpoint] -= 1
