@@ -59,9 +59,8 @@ class WebhookReceiver:
             raise RuntimeError("the webhook receiver did not start")
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -71,6 +70,17 @@ class WebhookReceiver:
             if thread.id == self._native_id:
                 return float(thread.user_time + thread.system_time)
         return 0.0
+
+    async def _shutdown(self) -> None:
+        """Close the listener and the kept-alive connections, then end the loop."""
+        if self._server is not None:
+            self._server.close()
+        current = asyncio.current_task()
+        serving = [task for task in asyncio.all_tasks() if task is not current]
+        for task in serving:
+            task.cancel()
+        await asyncio.gather(*serving, return_exceptions=True)
+        asyncio.get_running_loop().stop()
 
     def _run(self) -> None:
         self._native_id = threading.get_native_id()
