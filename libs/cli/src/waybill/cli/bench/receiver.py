@@ -48,6 +48,7 @@ class WebhookReceiver:
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.Server | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -75,11 +76,14 @@ class WebhookReceiver:
         """Close the listener and the kept-alive connections, then end the loop."""
         if self._server is not None:
             self._server.close()
+        # Closing a kept-alive connection ends its reader at its next read (not a cancel:
+        # asyncio's stream callback would log a cancelled handler as an error).
+        for writer in list(self._writers):
+            writer.close()
         current = asyncio.current_task()
         serving = [task for task in asyncio.all_tasks() if task is not current]
-        for task in serving:
-            task.cancel()
-        await asyncio.gather(*serving, return_exceptions=True)
+        if serving:
+            await asyncio.wait(serving, timeout=5)
         asyncio.get_running_loop().stop()
 
     def _run(self) -> None:
@@ -97,6 +101,7 @@ class WebhookReceiver:
             loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -118,4 +123,5 @@ class WebhookReceiver:
                 self.arrivals.append(Arrival(webhook_id, path, at, body, 500 if failing else 200))
                 writer.write(FAIL if failing else OK)
                 await writer.drain()
+        self._writers.discard(writer)
         writer.close()
