@@ -156,6 +156,47 @@ def bench_memory(
     run(json_path, make_console(), idle_s=idle_s)
 
 
+@bench_app.command("webhooks")
+def bench_webhooks(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results as JSON here")
+    ] = None,
+    chart: Annotated[Path | None, typer.Option("--chart", help="Write a latency PNG here")] = None,
+    events: Annotated[
+        int, typer.Option("--events", min=1, help="order.cancelled to publish")
+    ] = 2000,
+    endpoints: Annotated[
+        int, typer.Option("--endpoints", min=1, help="Endpoints subscribed to order.cancelled")
+    ] = 4,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", min=0.001, help="Offered events/s (default: as fast as possible)"),
+    ] = None,
+    failing_share: Annotated[
+        float,
+        typer.Option("--failing-share", min=0.0, max=1.0, help="Share of endpoints answering 500"),
+    ] = 0.0,
+    retry_schedule: Annotated[
+        str, typer.Option("--retry-schedule", help="The notifier's retry delays, seconds")
+    ] = "1,1",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="Seconds to wait for every delivery")
+    ] = 600.0,
+) -> None:
+    """Webhook deliveries: deliveries/s, published->received latency, CPU and commits each."""
+    from waybill.cli.bench.webhooks import Options, run
+
+    options = Options(
+        events=events,
+        endpoints=endpoints,
+        rate=rate,
+        failing_share=failing_share,
+        retry_schedule_s=retry_schedule,
+        timeout_s=timeout,
+    )
+    run(json_path, make_console(), options, chart_path=chart)
+
+
 @app.command()
 def load(
     rate: Annotated[float, typer.Option("--rate", help="Offered orders per second")],
