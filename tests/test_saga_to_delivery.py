@@ -4,10 +4,13 @@ postal code, and the order follows the shipment to delivered (or returned and se
 
 from __future__ import annotations
 
+import random
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from tests.messaging_stack import mails_to, notifications_of, texts_to
 from tests.saga_stack import OrdersTenant, Saga, order_body
 from tests.shipping_stack import ShippingTenant
 
@@ -108,3 +111,47 @@ async def test_a_paid_order_cancelled_before_it_ships_cancels_its_shipment(shop)
         shipment["id"], until=lambda s: s["status"] == "cancelled", timeout_s=60, what="cancelled"
     )
     assert await agent.offers() == []
+
+
+async def test_the_customer_hears_of_each_step_once_by_email_and_gets_the_code_by_sms(
+    shop, infra: Infra, notifier_service: ServiceProcess, outside: httpx.AsyncClient
+):
+    """The notifier on the real saga: per order placed -> delivered, four emails (one per
+    step, one Message-ID each) and one SMS with the delivery code the agent was asked for."""
+    orders, shipping = shop
+    agent = await shipping.add_agent(["12345"])
+    await orders.stock("E2E-N", 5)
+    email = f"c-{uuid.uuid4().hex[:10]}@example.com"
+    phone = "+1555" + "".join(random.choices("0123456789", k=7))
+    body = order_body("E2E-N", customer={"id": "cus_n", "email": email, "phone": phone})
+    order_id = (await orders.service.post("/orders", json=body)).json()["id"]
+    shipment = await shipping.shipment_of(order_id, timeout_s=60)
+    offer = await agent.offer_for(shipment["id"])
+    assert (await agent.client.post(f"/assignments/{offer['id']}/accept")).status_code == 200
+    assert (await agent.act(shipment["id"], "ship")).status_code == 200
+    assert (await agent.act(shipment["id"], "deliver")).status_code == 200
+    await _order_status(orders, order_id, "delivered")
+
+    mails = await eventually(
+        lambda: mails_to(outside, email), until=lambda m: len(m) >= 4, timeout_s=60, what="mail"
+    )
+    texts = await eventually(lambda: texts_to(outside, phone), timeout_s=30, what="the SMS")
+
+    code = await shipping.delivery_code(shipment["id"])
+    assert len(mails) == 4 and len({m["message_id"] for m in mails}) == 4
+    assert sum(code in m["text"] for m in mails) == 1  # the "shipped" email
+    (text,) = texts
+    assert code in text["body"]
+    async with httpx.AsyncClient(
+        base_url=notifier_service.url, headers=orders.service.headers, timeout=30
+    ) as notifier:
+        listed = await notifications_of(notifier, order_id)
+    assert sorted((n["template"], n["channel"]) for n in listed) == [
+        ("delivered", "email"),
+        ("order_placed", "email"),
+        ("payment_received", "email"),
+        ("shipped", "email"),
+        ("shipped", "sms"),
+    ]
+    assert all(n["status"] == "sent" for n in listed)
+    assert all(email not in n["recipient"] and phone not in n["recipient"] for n in listed)
