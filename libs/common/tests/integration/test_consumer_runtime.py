@@ -32,7 +32,7 @@ from waybill.common.contracts import DomainEvent
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore import Caller
 from waybill.common.eventstore.schema import define_common_tables
-from waybill.common.failures import FailureClass, PermanentError, TransientError
+from waybill.common.failures import FailureType, PermanentError, TransientError
 from waybill.common.registry import EventRegistry
 from waybill.devstack.infra.kafka import ensure_topics
 from waybill.devstack.testing import Infra, eventually
@@ -42,8 +42,15 @@ pytestmark = pytest.mark.infra
 PROBE_TYPE = "probe.happened"
 FAST_RETRY = RetryPolicy(attempts=4, backoff=Backoff(base_s=0.01, factor=2, max_s=0.05))
 DLQ_HEADERS = {
+    "dlq_kind",
     "dlq_error",
+    "dlq_exception_type",
+    "dlq_stack",
+    "dlq_failure_type",
     "dlq_failure_class",
+    "dlq_confidence",
+    "dlq_remediation",
+    "dlq_fingerprint",
     "dlq_attempts",
     "dlq_first_failed_at",
     "dlq_last_failed_at",
@@ -60,7 +67,7 @@ class Probe(BaseModel):
 
 
 class _Rejected(PermanentError):
-    failure_class = FailureClass.BUSINESS_RULE
+    failure_type = FailureType.BUSINESS_LOGIC_VIOLATION
 
 
 @dataclass
@@ -236,8 +243,14 @@ async def test_poison_records_are_dead_lettered_and_their_partition_moves_on(
         assert headers["dlq_consumer_group"] == harness.group.encode()
         assert headers["dlq_service"] == b"probe-service"
         assert headers["dlq_first_failed_at"] <= headers["dlq_last_failed_at"]
-    by_class = [dict(r.headers)["dlq_failure_class"] for r in dead]
-    assert by_class == [b"business_rule", b"permanent_invalid_input", b"transient_network"]
+    by_type = [dict(r.headers)["dlq_failure_type"] for r in dead]
+    assert by_type == [
+        b"business_logic_violation",
+        b"permanent_invalid_input",
+        b"transient_network",
+    ]
+    assert [dict(r.headers)["dlq_failure_class"] for r in dead] == by_type  # the old name
+    assert [dict(r.headers)["dlq_confidence"] for r in dead] == [b"1.00", b"1.00", b"1.00"]
     attempts = [dict(r.headers)["dlq_attempts"] for r in dead]
     assert attempts == [b"1", b"1", str(FAST_RETRY.attempts).encode()]
     offsets = [int(dict(r.headers)["dlq_original_offset"]) for r in dead]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from waybill.common.failures import FailureClass
+from waybill.common.failures import FailureType
 from waybill.common.failures.classify import classify
 from waybill.common.http.outbound import (
     Address,
@@ -280,7 +280,7 @@ async def test_a_refusal_is_a_permanent_domain_error_the_api_maps_to_unsafe_webh
         await resolve_checked("http://10.0.0.1/", AllowList())
     assert refused.value.code == "UNSAFE_WEBHOOK_URL"
     assert refused.value.extra == {"reason": "private"}
-    assert classify(refused.value) is FailureClass.PERMANENT_INVALID_INPUT
+    assert classify(refused.value).type is FailureType.PERMANENT_INVALID_INPUT
 
 
 async def test_a_name_dns_cannot_carry_is_unresolvable_not_a_crash():

@@ -10,7 +10,7 @@ import pytest
 import structlog
 from fastapi import APIRouter, FastAPI
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 from waybill.common.http.app import create_app
 from waybill.common.http.models import StrictModel
 from waybill.common.http.problems import PROBLEM_CONTENT_TYPE, problem_type
@@ -36,14 +36,14 @@ class WidgetLocked(DomainError):
 class WidgetSupplierDown(DomainError):
     code = "WIDGET_SUPPLIER_DOWN"
     title = "Widget supplier unavailable"
-    failure_class = FailureClass.EXTERNAL_SERVICE
+    failure_type = FailureType.EXTERNAL_SERVICE_UNAVAILABLE
 
 
 class WidgetMissing(DomainError):
     """A code the service forgot to put in its table."""
 
     code = "WIDGET_MISSING"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 # The service's one code -> status table (its api's ERROR_STATUS).
@@ -236,7 +236,7 @@ async def test_a_domain_error_brings_its_title_extra_members_and_retry_after() -
     }
 
 
-async def test_a_code_missing_from_the_table_follows_its_failure_class_and_is_logged() -> None:
+async def test_a_code_missing_from_the_table_follows_its_failure_type_and_is_logged() -> None:
     with structlog.testing.capture_logs() as logs:
         async with client(build_app([])) as http:
             response = await http.get("/widgets/5/origin")

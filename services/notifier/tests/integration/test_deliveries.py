@@ -11,6 +11,7 @@ from standardwebhooks import Webhook
 from tests.notifier_stack import Receiver, cancel_an_order, create_endpoint, deliveries_of
 
 from waybill.common import topics
+from waybill.common.failures.fingerprint import delivery_fingerprint
 from waybill.devstack.eventually import eventually
 from waybill.devstack.records import read_records
 from waybill.devstack.testing import Infra, Tenant
@@ -95,7 +96,14 @@ async def test_a_failing_receiver_gets_the_schedule_then_the_message_fails(
     assert dead.headers["dlq_consumer_group"] == "notifier-deliveries"
     assert dead.headers["dlq_attempts"] == "3"
     assert dead.headers["dlq_error_class"] == "http_5xx"
-    assert dead.headers["dlq_failure_class"] == "external_service"
+    assert dead.headers["dlq_failure_type"] == "external_service_unavailable"
+    assert dead.headers["dlq_failure_class"] == "external_service_unavailable"  # one release
+    assert dead.headers["dlq_confidence"] == "0.90"
+    assert dead.headers["dlq_remediation"] == "contact_external_service"
+    assert dead.headers["dlq_fingerprint"] == delivery_fingerprint(
+        error_class="http_5xx", endpoint_id=endpoint["id"]
+    )
+    assert "dlq_retry_of" not in dead.headers
     assert dead.headers["ce_tenantid"] == backend.id
     assert dead.headers["ce_type"] == "order.cancelled"
     assert dead.data["type"] == "order.cancelled"  # the body the receiver was sent

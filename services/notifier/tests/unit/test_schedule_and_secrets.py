@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks import Webhook
 
-from waybill.common.failures import FailureClass
+from waybill.common.failures import FailureType, Remediation
 from waybill.notifier.domain.endpoints import new_secret, signing_secrets, wants
 from waybill.notifier.domain.schedule import (
     JITTER,
@@ -18,7 +18,7 @@ from waybill.notifier.domain.schedule import (
     counts_against_breaker,
     disables_endpoint,
     error_class,
-    failure_class_of,
+    failure_of,
     parse_schedule,
 )
 
@@ -96,17 +96,24 @@ def test_the_breaker_counts_no_answer_and_5xx_only(status_code, failure, counts)
 @pytest.mark.parametrize(
     ("error", "status_code", "expected"),
     [
-        ("timeout", None, FailureClass.TRANSIENT_NETWORK),
-        ("connect", None, FailureClass.TRANSIENT_NETWORK),
-        ("unsafe_address", None, FailureClass.CONFIGURATION),
-        ("disabled", None, FailureClass.CONFIGURATION),
-        ("http_4xx", 429, FailureClass.TRANSIENT_RATE_LIMIT),
-        ("http_4xx", 401, FailureClass.PERMANENT_AUTH),
-        ("http_4xx", 410, FailureClass.PERMANENT_NOT_FOUND),
-        ("http_4xx", 422, FailureClass.PERMANENT_INVALID_INPUT),
-        ("http_5xx", 500, FailureClass.EXTERNAL_SERVICE),
-        ("too_large", 200, FailureClass.EXTERNAL_SERVICE),
+        ("timeout", None, FailureType.TRANSIENT_NETWORK),
+        ("connect", None, FailureType.TRANSIENT_NETWORK),
+        ("unsafe_address", None, FailureType.CONFIGURATION_MISSING_ENV),
+        ("disabled", None, FailureType.CONFIGURATION_MISSING_ENV),
+        ("http_4xx", 429, FailureType.TRANSIENT_RATE_LIMIT),
+        ("http_4xx", 401, FailureType.PERMANENT_AUTHENTICATION),
+        ("http_4xx", 410, FailureType.PERMANENT_NOT_FOUND),
+        ("http_4xx", 422, FailureType.PERMANENT_INVALID_INPUT),
+        ("http_5xx", 500, FailureType.EXTERNAL_SERVICE_UNAVAILABLE),
+        ("too_large", 200, FailureType.EXTERNAL_SERVICE_UNAVAILABLE),
     ],
 )
-def test_a_failed_message_gets_the_taxonomys_class(error, status_code, expected):
-    assert failure_class_of(error, status_code) is expected
+def test_a_failed_message_gets_the_taxonomys_type(error, status_code, expected):
+    failure = failure_of(error, status_code)
+    assert failure.type is expected
+    assert failure.confidence == 0.9  # as telling as a known exception type
+
+
+def test_a_failed_message_gets_its_types_remediation():
+    assert failure_of("http_5xx", 503).remediation is Remediation.CONTACT_EXTERNAL_SERVICE
+    assert failure_of("disabled", None).remediation is Remediation.FIX_CONFIGURATION

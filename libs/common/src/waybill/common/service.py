@@ -91,6 +91,7 @@ class ServiceKit:
                 engine=engine or self.engine,
                 inbox=self.inbox,
                 service=self.name,
+                poison_switch=settings.test_poison,
             ),
         )
 

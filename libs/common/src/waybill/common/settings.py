@@ -62,6 +62,11 @@ class WaybillSettings(BaseSettings):
         description="URL of the auth database (API keys) every service shares; unset = the "
         "waybill_auth database on this service's own server",
     )
+    test_poison: bool = Field(
+        default=False,
+        description="Tests only: an event with data __poison__=<group> fails that consumer "
+        "group on purpose (waybill.common.consumer.poison); never in production",
+    )
 
     @property
     def run_roles(self) -> frozenset[Role]:

@@ -12,14 +12,14 @@ import hashlib
 import hmac
 import time
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 
 
 class SignatureError(DomainError):
     """The request is not the provider's: never applied, never retried."""
 
     code = "INVALID_SIGNATURE"
-    failure_class = FailureClass.PERMANENT_AUTH
+    failure_type = FailureType.PERMANENT_AUTHENTICATION
 
 
 class TimestampOutOfTolerance(SignatureError):

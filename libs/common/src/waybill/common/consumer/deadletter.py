@@ -1,8 +1,11 @@
 """Dead letters: a record that cannot be applied is copied, untouched, to the dead-letter topic.
 
 Key, value and headers are the original ones (so the monitor can re-deliver the record as it
-was), plus ``dlq_*`` headers describing the failure. ``dlq_*`` headers left from an earlier
-dead-lettering of the same record are replaced, not duplicated.
+was), plus ``dlq_*`` headers describing the failure (the monitor spec's table, ADR 0016): the
+error, exception type, stack (truncated), failure type, confidence, remediation, fingerprint,
+attempts, first and last failure, where the record was, group and service, and ``retry_of``
+when the record failed again while the monitor retried it. ``dlq_*`` headers left from an
+earlier dead-lettering or retry of the same record are replaced, not duplicated.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from waybill.common.backoff import RetryPolicy
-from waybill.common.failures import FailureClass
+from waybill.common.failures import Classification
+from waybill.common.failures.fingerprint import consumer_fingerprint, exception_type_name, stack_of
 
 log = structlog.get_logger(__name__)
 
@@ -30,10 +34,11 @@ class Failure:
     """Why and how often a record failed."""
 
     error: BaseException
-    failure_class: FailureClass
+    classification: Classification
     attempts: int
     first_failed_at: datetime
     last_failed_at: datetime
+    retry_of: str | None = None  # the monitor's dead letter id, when a retry failed again
 
     def describe(self) -> str:
         return f"{type(self.error).__name__}: {self.error}"[:_MAX_ERROR_CHARS]
@@ -44,9 +49,17 @@ def dead_letter_headers(
 ) -> list[tuple[str, bytes]]:
     """The original headers of ``record`` plus the ``dlq_*`` ones."""
     original = [(k, v) for k, v in record.headers or () if not k.startswith(HEADER_PREFIX)]
+    classification = failure.classification
     extra = {
+        "kind": "consumer",
         "error": failure.describe(),
-        "failure_class": failure.failure_class.value,
+        "exception_type": exception_type_name(failure.error),
+        "stack": stack_of(failure.error),
+        "failure_type": classification.type.value,
+        "failure_class": classification.type.value,  # the old name, for one release
+        "confidence": classification.confidence_text,
+        "remediation": classification.remediation.value,
+        "fingerprint": consumer_fingerprint(failure.error, topic=record.topic, group=group),
         "attempts": str(failure.attempts),
         "first_failed_at": failure.first_failed_at.isoformat(),
         "last_failed_at": failure.last_failed_at.isoformat(),
@@ -56,6 +69,8 @@ def dead_letter_headers(
         "consumer_group": group,
         "service": service,
     }
+    if failure.retry_of is not None:
+        extra["retry_of"] = failure.retry_of
     return original + [(HEADER_PREFIX + name, text.encode()) for name, text in extra.items()]
 
 
@@ -78,24 +93,44 @@ class DeadLetterPublisher:
         self._backoff = backoff
 
     async def publish(self, record: Any, failure: Failure) -> None:
-        """Send until durable. The offset is committed after this returns, so giving up here
-        would lose the record: while the broker is unreachable we keep trying (the consumer
-        cannot make progress then anyway); cancellation (shutdown) ends the loop."""
+        """Send until durable (``send_until_durable``)."""
         headers = dead_letter_headers(record, failure, group=self._group, service=self._service)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._producer.send_and_wait(
-                    self._topic, value=record.value, key=record.key, headers=headers
-                )
-                return
-            except KafkaError as exc:
-                delay = self._backoff.delay(min(attempt, 16))
-                log.warning(
-                    "consumer_dead_letter_publish_failed",
-                    error=str(exc),
-                    attempt=attempt,
-                    retry_in_s=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
+        await send_until_durable(
+            self._producer,
+            self._topic,
+            key=record.key,
+            value=record.value,
+            headers=headers,
+            backoff=self._backoff,
+        )
+
+
+async def send_until_durable(
+    producer: AIOKafkaProducer,
+    topic: str,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    backoff: RetryPolicy,
+) -> None:
+    """Send until the broker has it (acks=all). The offset of the record this is about is
+    committed after this returns, so giving up here would lose it: while the broker is
+    unreachable we keep trying (the consumer cannot make progress then anyway); cancellation
+    (shutdown) ends the loop."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+            return
+        except KafkaError as exc:
+            delay = backoff.delay(min(attempt, 16))
+            log.warning(
+                "consumer_record_publish_failed",
+                topic=topic,
+                error=str(exc),
+                attempt=attempt,
+                retry_in_s=round(delay, 3),
+            )
+            await asyncio.sleep(delay)

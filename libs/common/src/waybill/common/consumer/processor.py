@@ -18,15 +18,22 @@ throughput. If that transaction fails, it is rolled back and every record is app
 its own, in order, with retries, so one bad record cannot fail its neighbours. A handler is
 therefore called once more per record in that case; handlers with effects outside the database
 must make them idempotent anyway (retries call them again too) or run with batching off.
+
+Records from the group's retry topic (``waybill.retry.<group>``, the monitor's retries of this
+group's dead letters, ``retries``) are applied one at a time, like the slow path: success
+publishes the retry's outcome, failure dead-letters the record again with ``retry_of``.
+
+With the test poison switch on (``poison``), a handler call for an event poisoned for this
+group raises ``PoisonEvent`` instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from time import perf_counter
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from opentelemetry import trace
@@ -42,9 +49,12 @@ from waybill.common.consumer import inbox as inbox_rows
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure
 from waybill.common.consumer.pause import DependencyPause
+from waybill.common.consumer.poison import raise_if_poisoned
+from waybill.common.consumer.retries import RetryOutcomes, retry_id_of
 from waybill.common.envelope import EventEnvelope
-from waybill.common.failures import FailureClass, is_retryable
+from waybill.common.failures import Classification, FailureType, is_retryable
 from waybill.common.failures.classify import classify
+from waybill.common.failures.taxonomy import DECLARED
 from waybill.common.observability.tracing import context_from_traceparent
 from waybill.common.registry import EventRegistry
 
@@ -52,6 +62,9 @@ _tracer = trace.get_tracer(__name__)
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncConnection, EventEnvelope, BaseModel], Awaitable[None]]
+
+# A record that does not decode never will: the runtime knows that for sure.
+_UNDECODABLE = Classification.of(FailureType.PERMANENT_INVALID_INPUT, DECLARED)
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,9 @@ class RecordProcessor:
         dead_letters: DeadLetterPublisher,
         batch_transactions: bool = True,
         pause: DependencyPause | None = None,
+        retry_topic: str | None = None,
+        retry_outcomes: RetryOutcomes | None = None,
+        poison: bool = False,
     ) -> None:
         self._engine = engine
         self._inbox = inbox
@@ -97,9 +113,21 @@ class RecordProcessor:
         self._dead_letters = dead_letters
         self._batch_transactions = batch_transactions
         self._pause = pause or DependencyPause(engine, group=group)
+        self._retry_topic = retry_topic
+        self._retry_outcomes = retry_outcomes
+        self._poison = poison
 
     async def process(self, records: Sequence[Any]) -> None:
         """Apply, skip or dead-letter every record; returns when all outcomes are durable."""
+        retried = [r for r in records if r.topic == self._retry_topic]
+        if retried:
+            await self._process_fresh([r for r in records if r.topic != self._retry_topic])
+            for record in retried:
+                await self._apply_retried(record)
+            return
+        await self._process_fresh(records)
+
+    async def _process_fresh(self, records: Sequence[Any]) -> None:
         decoded = [(record, self._decode(record)) for record in records]
         events = [item for _, item in decoded if isinstance(item, _Event)]
         undecodable = any(isinstance(item, Failure) for _, item in decoded)
@@ -126,7 +154,7 @@ class RecordProcessor:
         except Exception as exc:
             # Decoding is deterministic: a record that does not parse never will.
             now = datetime.now(UTC)
-            return Failure(exc, FailureClass.PERMANENT_INVALID_INPUT, 1, now, now)
+            return Failure(exc, _UNDECODABLE, 1, now, now)
         if payload is None:
             self._count(record, "skipped")
             log.debug("consumer_record_skipped", event_type=envelope.type, topic=record.topic)
@@ -152,7 +180,7 @@ class RecordProcessor:
             log.info(
                 "consumer_batch_failed",
                 size=len(events),
-                failure_class=classify(exc).value,
+                failure_type=classify(exc).type.value,
                 error=str(exc),
             )
             return False
@@ -160,14 +188,14 @@ class RecordProcessor:
             self._count(event.record, outcome)
         return True
 
-    async def _apply_one(self, event: _Event) -> str:
+    async def _apply_one(self, event: _Event) -> Literal["applied", "duplicate"]:
         async with self._engine.begin() as conn:
             if not await inbox_rows.record(conn, self._inbox, self._group, event.envelope.id):
                 return "duplicate"
             await self._call_handler(conn, event)
             return "applied"
 
-    async def _apply_while_reachable(self, event: _Event) -> str:
+    async def _apply_while_reachable(self, event: _Event) -> Literal["applied", "duplicate"]:
         """``_apply_one``, tried again without spending an attempt for as long as its failures
         are the database's (``DependencyPause``)."""
         refreshed = False
@@ -175,25 +203,44 @@ class RecordProcessor:
             try:
                 return await self._apply_one(event)
             except Exception as exc:
-                if not is_retryable(classify(exc)):
+                if not is_retryable(classify(exc).type):
                     raise
                 if not await self._pause.absorbs(exc, refreshed=refreshed):
                     raise
                 refreshed = True
 
-    async def _apply_with_retry(self, event: _Event) -> None:
+    async def _apply_retried(self, record: Any) -> None:
+        """A record the monitor retried to this group: applied or dead-lettered again."""
+        retry_id = retry_id_of(record)
+        item = self._decode(record)
+        if isinstance(item, Failure):
+            await self._dead_letter(record, replace(item, retry_of=retry_id))
+            return
+        if item is None:  # a type this group does not consume: nothing to apply, ever
+            log.warning("consumer_retry_skipped", retry_id=retry_id, topic=record.topic)
+            return
+        outcome = await self._apply_with_retry(item, retry_of=retry_id)
+        if outcome == "dead_lettered" or retry_id is None or self._retry_outcomes is None:
+            return
+        await self._retry_outcomes.publish(retry_id, outcome)
+        with bound_contextvars(**item.log_context()):
+            log.info("consumer_retry_succeeded", retry_id=retry_id, outcome=outcome)
+
+    async def _apply_with_retry(
+        self, event: _Event, *, retry_of: str | None = None
+    ) -> Literal["applied", "duplicate", "dead_lettered"]:
         attempts = 0
         failed_at: list[datetime] = []
 
         def on_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
-            failure_class = classify(exc).value if exc else FailureClass.UNKNOWN.value
-            metrics.HANDLER_RETRIES.labels(self._service, self._group, failure_class).inc()
+            failure_type = classify(exc).type.value if exc else FailureType.UNKNOWN.value
+            metrics.HANDLER_RETRIES.labels(self._service, self._group, failure_type).inc()
             with bound_contextvars(**event.log_context()):
                 log.warning(
                     "consumer_record_retry_scheduled",
                     attempt=state.attempt_number,
-                    failure_class=failure_class,
+                    failure_type=failure_type,
                     error=str(exc),
                     retry_in_s=round(state.upcoming_sleep, 3),
                 )
@@ -210,10 +257,11 @@ class RecordProcessor:
         except Exception as exc:
             now = datetime.now(UTC)
             first, last = (failed_at[0], failed_at[-1]) if failed_at else (now, now)
-            failure = Failure(exc, classify(exc), attempts, first, last)
+            failure = Failure(exc, classify(exc), attempts, first, last, retry_of)
             await self._dead_letter(event.record, failure)
-            return
+            return "dead_lettered"
         self._count(event.record, outcome)
+        return outcome
 
     async def _call_handler(self, conn: AsyncConnection, event: _Event) -> None:
         # Bound for the handler's own log lines too.
@@ -235,6 +283,8 @@ class RecordProcessor:
         ):
             started = perf_counter()
             try:
+                if self._poison:
+                    raise_if_poisoned(event.envelope, self._group)
                 await self._handler(conn, event.envelope, event.payload)
             finally:
                 metrics.HANDLER_DURATION.labels(
@@ -250,12 +300,16 @@ class RecordProcessor:
             event_id=_header(record, "ce_id"),
             tenant_id=_header(record, "ce_tenantid"),
             correlation_id=_header(record, "ce_correlationid"),
-            failure_class=failure.failure_class.value,
+            failure_type=failure.classification.type.value,
+            confidence=failure.classification.confidence,
             attempts=failure.attempts,
+            retry_of=failure.retry_of,
             error=failure.describe(),
         )
         await self._dead_letters.publish(record, failure)
-        metrics.DEAD_LETTERS.labels(self._service, self._group, failure.failure_class.value).inc()
+        metrics.DEAD_LETTERS.labels(
+            self._service, self._group, failure.classification.type.value
+        ).inc()
         self._count(record, "dead_lettered")
 
     def _count(self, record: Any, outcome: str) -> None:

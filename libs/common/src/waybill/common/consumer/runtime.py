@@ -18,6 +18,10 @@ the delivery guarantees are ours:
 A failed commit (broker restart, rebalance) is logged and tolerated: the records come again
 and the inbox recognises them as duplicates.
 
+The group also reads its retry topic (``topics.retry_topic(group)``): the monitor re-delivers
+this group's dead letters there and nowhere else (``waybill.common.consumer.retries``, ADR
+0016). Its producer publishes dead letters and retry outcomes.
+
 Services build their consumer from their subscription table (``EventConsumer.subscribing``,
 see ``waybill.common.consumer.subscriptions``): group, topics, registry and dispatch all come
 from it. The plain constructor takes them one by one, for tests and benchmarks of the runtime
@@ -47,6 +51,7 @@ from waybill.common.backoff import DEFAULT_RETRY, RetryPolicy
 from waybill.common.consumer import metrics
 from waybill.common.consumer.deadletter import DeadLetterPublisher
 from waybill.common.consumer.processor import Handler, RecordProcessor
+from waybill.common.consumer.retries import RetryOutcomes
 from waybill.common.consumer.subscriptions import Subscriptions
 from waybill.common.registry import EventRegistry
 
@@ -69,6 +74,9 @@ class EventConsumer:
         service: str,
         retry: RetryPolicy = DEFAULT_RETRY,
         dead_letter_topic: str = topic_names.DEAD_LETTERS,
+        retry_topic: str | None = None,
+        retry_outcomes_topic: str = topic_names.RETRY_OUTCOMES,
+        poison_switch: bool = False,
         max_batch: int = 500,
         batch_transactions: bool = True,
         auto_offset_reset: Literal["earliest", "latest"] = "earliest",
@@ -90,7 +98,8 @@ class EventConsumer:
         self._flusher: asyncio.Task[None] | None = None
         self._service = service
         self._lag: dict[TopicPartition, int] = {}
-        self._topics = topics
+        retries = retry_topic or topic_names.retry_topic(group_id)
+        self._topics = [*topics, retries]
         # Framework chatter per message is noise at INFO; our own events say what happened.
         self._broker = KafkaBroker(
             bootstrap_servers, log_level=logging.DEBUG, graceful_timeout=10.0, apply_types=False
@@ -99,7 +108,7 @@ class EventConsumer:
             bootstrap_servers=bootstrap_servers,
             acks="all",
             enable_idempotence=True,
-            client_id=f"{service}-{group_id}-dlq",
+            client_id=f"{service}-{group_id}-dlq",  # dead letters and retry outcomes
         )
         self._processor = RecordProcessor(
             engine=engine,
@@ -113,9 +122,14 @@ class EventConsumer:
                 self._producer, dead_letter_topic, group=group_id, service=service, backoff=retry
             ),
             batch_transactions=batch_transactions,
+            retry_topic=retries,
+            retry_outcomes=RetryOutcomes(
+                self._producer, retry_outcomes_topic, group=group_id, service=service, backoff=retry
+            ),
+            poison=poison_switch,
         )
         self._subscriber = self._broker.subscriber(
-            *topics,
+            *self._topics,
             group_id=group_id,
             batch=True,
             max_records=max_batch,

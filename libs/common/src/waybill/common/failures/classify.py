@@ -1,8 +1,17 @@
-"""Classifying exceptions: which ``FailureClass`` an error of our libraries belongs to.
+"""Classifying exceptions: which ``FailureType`` an error belongs to, and how sure we are.
 
-An exception that declares ``failure_class`` (every ``DomainError`` does) keeps it; otherwise
-the database (SQLSTATE, SQLAlchemy), HTTP client, Kafka client and builtin exceptions are
-mapped below. This module imports those libraries, so only the code that processes failures
+Precedence (the exception's type beats its message):
+
+1. an exception that declares ``failure_type`` (every ``DomainError`` does; ``failure_class``
+   is the old name) keeps it: confidence 1.0;
+2. a known library exception: the database (SQLSTATE, SQLAlchemy), HTTP client (status), Kafka
+   client and builtin exceptions mapped below: 0.9;
+3. a message pattern (``_PATTERNS``) of an exception no type decided: 0.6;
+4. nothing: ``unknown``, 0.3.
+
+Each step looks along the ``__cause__`` chain before the next one starts, so an opaque wrapper
+of a known error is classified by what it wraps, and a pattern never beats a type further down
+the chain. This module imports the client libraries, so only the code that processes failures
 (the consumer runtime, the retry loop) imports it; domain modules import the light
 ``waybill.common.failures``.
 """
@@ -10,7 +19,9 @@ mapped below. This module imports those libraries, so only the code that process
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import re
 import socket
 
 import asyncpg
@@ -19,63 +30,126 @@ import pydantic
 from aiokafka import errors as kafka_errors
 from sqlalchemy import exc as sa_exc
 
-from waybill.common.failures.taxonomy import FailureClass, is_retryable
+from waybill.common.failures.taxonomy import (
+    DECLARED,
+    KNOWN_TYPE,
+    MESSAGE_PATTERN,
+    UNCLASSIFIED,
+    Classification,
+    FailureType,
+    Remediation,
+    failure_type,
+    is_retryable,
+)
 
-# PostgreSQL SQLSTATE classes (first two characters) -> failure class.
+_T = FailureType
+
+# PostgreSQL SQLSTATE classes (first two characters) -> failure type.
 # https://www.postgresql.org/docs/current/errcodes-appendix.html
-_SQLSTATE_CLASS: dict[str, FailureClass] = {
-    "08": FailureClass.TRANSIENT_DATABASE,  # connection exception
-    "40": FailureClass.TRANSIENT_DATABASE,  # serialization failure, deadlock
-    "53": FailureClass.TRANSIENT_DATABASE,  # insufficient resources (too many connections)
-    "57": FailureClass.TRANSIENT_DATABASE,  # operator intervention (shutdown, query canceled)
-    "58": FailureClass.TRANSIENT_DATABASE,  # system error (I/O)
-    "22": FailureClass.PERMANENT_INVALID_INPUT,  # data exception
-    "23": FailureClass.PERMANENT_INVALID_INPUT,  # integrity constraint violation
-    "28": FailureClass.CONFIGURATION,  # invalid authorization (our own credentials)
-    "3D": FailureClass.CONFIGURATION,  # invalid catalog name (database missing)
-    "42": FailureClass.CONFIGURATION,  # syntax error or missing table: a deploy problem
+_SQLSTATE_CLASS: dict[str, FailureType] = {
+    "08": _T.TRANSIENT_DATABASE,  # connection exception
+    "40": _T.TRANSIENT_DATABASE,  # serialization failure, deadlock
+    "53": _T.TRANSIENT_DATABASE,  # insufficient resources (too many connections)
+    "57": _T.TRANSIENT_DATABASE,  # operator intervention (shutdown, query canceled)
+    "58": _T.TRANSIENT_DATABASE,  # system error (I/O)
+    "22": _T.PERMANENT_INVALID_INPUT,  # data exception
+    "23": _T.PERMANENT_INVALID_INPUT,  # integrity constraint violation
+    "28": _T.PERMANENT_AUTHENTICATION,  # invalid authorization (our own credentials)
+    "3D": _T.CONFIGURATION_MISSING_ENV,  # invalid catalog name (database missing)
+    "42": _T.CONFIGURATION_MISSING_ENV,  # syntax error or missing table: a deploy problem
 }
-_SQLSTATE_EXACT: dict[str, FailureClass] = {
-    "55P03": FailureClass.TRANSIENT_DATABASE,  # lock not available
+_SQLSTATE_EXACT: dict[str, FailureType] = {
+    "55P03": _T.TRANSIENT_DATABASE,  # lock not available
+    "42501": _T.CONFIGURATION_PERMISSIONS,  # insufficient privilege
+    "53100": _T.SYSTEM_DISK_FULL,  # disk full
+    "53200": _T.SYSTEM_OUT_OF_MEMORY,  # out of memory
 }
 
+# Messages of exceptions no type decided, first match wins. Conservative on purpose: a pattern
+# that sends a blip to a permanent type dead-letters it without a retry.
+_PATTERNS: list[tuple[re.Pattern[str], FailureType]] = [
+    (re.compile(p, re.IGNORECASE), t)
+    for p, t in (
+        (r"no space left|disk (is )?full", _T.SYSTEM_DISK_FULL),
+        (r"out of memory|cannot allocate memory", _T.SYSTEM_OUT_OF_MEMORY),
+        (r"cpu (overload|quota|limit)|overloaded|load shed", _T.SYSTEM_CPU_OVERLOAD),
+        (r"rate.?limit|too many requests|throttl", _T.TRANSIENT_RATE_LIMIT),
+        (r"deadlock|could not serialize|serialization failure", _T.TRANSIENT_DATABASE),
+        (
+            r"connection (reset|refused|aborted)|timed? ?out|network is unreachable",
+            _T.TRANSIENT_NETWORK,
+        ),
+        (r"service unavailable|bad gateway|gateway timeout", _T.EXTERNAL_SERVICE_UNAVAILABLE),
+        (
+            r"unauthori[sz]ed|authentication failed|invalid (api )?key|invalid token",
+            _T.PERMANENT_AUTHENTICATION,
+        ),
+        (r"permission denied|access denied|forbidden", _T.CONFIGURATION_PERMISSIONS),
+        (r"environment variable|not configured|missing setting", _T.CONFIGURATION_MISSING_ENV),
+        (r"not found|does not exist|no such", _T.PERMANENT_NOT_FOUND),
+    )
+]
 
-def classify(exc: BaseException) -> FailureClass:
-    """The failure class of ``exc``; its ``__cause__`` chain decides when ``exc`` is opaque."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        found = _classify_one(current)
-        if found is not FailureClass.UNKNOWN:
+
+def classify(exc: BaseException) -> Classification:
+    """The classification of ``exc`` (module docstring: type beats pattern)."""
+    chain = _cause_chain(exc)
+    for link in chain:
+        found = _by_type(link)
+        if found is not None:
             return found
+    for link in chain:
+        failure = _by_message(link)
+        if failure is not None:
+            return Classification.of(failure, MESSAGE_PATTERN)
+    return UNCLASSIFIED
+
+
+def _cause_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
         current = current.__cause__
-    return FailureClass.UNKNOWN
+    return chain
 
 
-def _classify_one(exc: BaseException) -> FailureClass:
-    declared = getattr(exc, "failure_class", None)
+def _by_type(exc: BaseException) -> Classification | None:
+    declared = getattr(exc, "failure_type", None) or getattr(exc, "failure_class", None)
     if declared is not None:
         try:
-            return FailureClass(declared)
+            return Classification.of(failure_type(str(declared)), DECLARED)
         except ValueError:
-            return FailureClass.UNKNOWN
+            return None
     if isinstance(exc, BaseExceptionGroup):
         return _classify_group(exc)
+    if isinstance(exc, ImportError):
+        # A module or name that is not there: the installed dependencies do not fit the code.
+        return Classification.of(
+            _T.CONFIGURATION_MISSING_ENV, KNOWN_TYPE, Remediation.UPDATE_DEPENDENCIES
+        )
     for classifier in (_classify_database, _classify_http, _classify_kafka, _classify_builtin):
         found = classifier(exc)
         if found is not None:
-            return found
-    return FailureClass.UNKNOWN
+            return Classification.of(found, KNOWN_TYPE)
+    return None
 
 
-def _classify_group(group: BaseExceptionGroup[BaseException]) -> FailureClass:
+def _by_message(exc: BaseException) -> FailureType | None:
+    message = str(exc)
+    for pattern, failure in _PATTERNS:
+        if pattern.search(message):
+            return failure
+    return None
+
+
+def _classify_group(group: BaseExceptionGroup[BaseException]) -> Classification:
     # A group is as bad as its worst member: one permanent failure makes retrying pointless.
-    classes = [classify(inner) for inner in group.exceptions]
-    permanent = [c for c in classes if not is_retryable(c)]
+    found = [classify(inner) for inner in group.exceptions]
+    permanent = [c for c in found if not c.retryable]
     if permanent:
         return permanent[0]
-    return classes[0] if classes else FailureClass.UNKNOWN
+    return found[0] if found else UNCLASSIFIED
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -88,7 +162,7 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
-def _classify_database(exc: BaseException) -> FailureClass | None:
+def _classify_database(exc: BaseException) -> FailureType | None:
     code = _sqlstate(exc)
     if code is not None:
         exact = _SQLSTATE_EXACT.get(code)
@@ -98,72 +172,84 @@ def _classify_database(exc: BaseException) -> FailureClass | None:
         if by_class is not None:
             return by_class
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return FailureClass.TRANSIENT_DATABASE
+        return _T.TRANSIENT_DATABASE
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
-        return FailureClass.TRANSIENT_DATABASE  # pool exhausted, connection dropped
+        return _T.TRANSIENT_DATABASE  # pool exhausted, connection dropped
     if isinstance(exc, sa_exc.DisconnectionError):
-        return FailureClass.TRANSIENT_DATABASE
+        return _T.TRANSIENT_DATABASE
     if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError):
-        return FailureClass.PERMANENT_INVALID_INPUT
+        return _T.PERMANENT_INVALID_INPUT
     if isinstance(exc, sa_exc.ProgrammingError | sa_exc.ArgumentError):
-        return FailureClass.CONFIGURATION
+        return _T.CONFIGURATION_MISSING_ENV
     return None
 
 
-def _classify_http(exc: BaseException) -> FailureClass | None:
+def _classify_http(exc: BaseException) -> FailureType | None:
     if isinstance(exc, httpx.HTTPStatusError):
-        status = exc.response.status_code
-        if status == 429:
-            return FailureClass.TRANSIENT_RATE_LIMIT
-        if status in (401, 403):
-            return FailureClass.PERMANENT_AUTH
-        if status in (404, 410):
-            return FailureClass.PERMANENT_NOT_FOUND
-        if status in (408, 425):
-            return FailureClass.TRANSIENT_NETWORK
-        if 400 <= status < 500:
-            return FailureClass.PERMANENT_INVALID_INPUT
-        return FailureClass.EXTERNAL_SERVICE
+        return _http_status(exc.response.status_code)
     if isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError):
-        return FailureClass.TRANSIENT_NETWORK
+        return _T.TRANSIENT_NETWORK
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return FailureClass.CONFIGURATION
+        return _T.CONFIGURATION_MISSING_ENV
     return None
 
 
-def _classify_kafka(exc: BaseException) -> FailureClass | None:
+def _http_status(status: int) -> FailureType:
+    if status == 429:
+        return _T.TRANSIENT_RATE_LIMIT
+    if status in (401, 403):
+        return _T.PERMANENT_AUTHENTICATION
+    if status in (404, 410):
+        return _T.PERMANENT_NOT_FOUND
+    if status in (408, 425):
+        return _T.TRANSIENT_NETWORK
+    if 400 <= status < 500:
+        return _T.PERMANENT_INVALID_INPUT
+    if status in (502, 503, 504):
+        return _T.EXTERNAL_SERVICE_UNAVAILABLE  # the provider is down or unreachable
+    return _T.EXTERNAL_API_ERROR  # it answered, with an error of its own (500, ...)
+
+
+def _classify_kafka(exc: BaseException) -> FailureType | None:
     if not isinstance(exc, kafka_errors.KafkaError):
         return None
     if isinstance(exc, kafka_errors.KafkaConnectionError | kafka_errors.KafkaTimeoutError):
-        return FailureClass.TRANSIENT_NETWORK
+        return _T.TRANSIENT_NETWORK
     if getattr(exc, "retriable", False) or getattr(exc, "invalid_metadata", False):
-        return FailureClass.TRANSIENT_NETWORK
+        return _T.TRANSIENT_NETWORK
     if isinstance(
         exc, kafka_errors.TopicAuthorizationFailedError | kafka_errors.GroupAuthorizationFailedError
     ):
-        return FailureClass.CONFIGURATION
-    return FailureClass.UNKNOWN
+        return _T.CONFIGURATION_PERMISSIONS
+    return None
 
 
-def _classify_builtin(exc: BaseException) -> FailureClass | None:
-    # Order matters: TimeoutError and ConnectionError are OSErrors; ValidationError is a ValueError.
+def _classify_builtin(exc: BaseException) -> FailureType | None:
+    # Order matters: TimeoutError, ConnectionError and PermissionError are OSErrors;
+    # ValidationError is a ValueError.
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | ConnectionError | socket.gaierror):
-        return FailureClass.TRANSIENT_NETWORK
+        return _T.TRANSIENT_NETWORK
+    if isinstance(exc, PermissionError):
+        return _T.CONFIGURATION_PERMISSIONS
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return _T.SYSTEM_DISK_FULL
+    if isinstance(exc, MemoryError):
+        return _T.SYSTEM_OUT_OF_MEMORY
     if isinstance(exc, pydantic.ValidationError | json.JSONDecodeError | UnicodeDecodeError):
-        return FailureClass.PERMANENT_INVALID_INPUT
+        return _T.PERMANENT_INVALID_INPUT
     if isinstance(exc, ValueError):
-        return FailureClass.PERMANENT_INVALID_INPUT
-    if isinstance(exc, ImportError | NotImplementedError | PermissionError):
-        return FailureClass.CONFIGURATION
+        return _T.PERMANENT_INVALID_INPUT
+    if isinstance(exc, NotImplementedError):
+        return _T.CONFIGURATION_MISSING_ENV
     return None
 
 
 def worth_retrying(exc: BaseException) -> bool:
-    """Whether the retry loop should try ``exc``'s operation again: its class is retryable.
+    """Whether the retry loop should try ``exc``'s operation again: its type is retryable.
 
     ``Exception``, not ``BaseException``: a cancelled task must stop, never be retried.
     """
-    return isinstance(exc, Exception) and is_retryable(classify(exc))
+    return isinstance(exc, Exception) and is_retryable(classify(exc).type)
 
 
 # SQLSTATEs of a server going away or not there yet: connection exceptions (08xxx),

@@ -1,15 +1,15 @@
-"""The bases every service's errors derive from: each declares its failure class.
+"""The bases every service's errors derive from: each declares its failure type.
 
-A domain error is data (STYLE.md #5, #14): a stable upper-snake ``code``, a failure class and
+A domain error is data (STYLE.md #5, #14): a stable upper-snake ``code``, a failure type and
 a human ``detail``. It carries no HTTP status: each service maps its codes to statuses once, in
 its API layer (``ERROR_STATUS`` handed to ``waybill.common.http.app.create_app``), so the same
-error means the same thing to a consumer (by its class) and to an HTTP client (by its code).
+error means the same thing to a consumer (by its type) and to an HTTP client (by its code).
 
-Any exception may also declare its class with a ``failure_class`` attribute (class or instance
-level, a ``FailureClass`` or its string value)::
+Any exception may also declare its type with a ``failure_type`` attribute (class or instance
+level, a ``FailureType`` or its string value; ``failure_class``, the old name, is still read)::
 
     class StockExhausted(Exception):
-        failure_class = FailureClass.BUSINESS_RULE
+        failure_type = FailureType.BUSINESS_LOGIC_VIOLATION
 
 ``TransientError`` and ``PermanentError`` are convenience bases for errors without a code
 (infrastructure, tests) that already carry one.
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from waybill.common.failures.taxonomy import FailureClass
+from waybill.common.failures.taxonomy import FailureType
 
 
 class DomainError(Exception):
@@ -32,7 +32,7 @@ class DomainError(Exception):
     """
 
     code: ClassVar[str] = "DOMAIN_ERROR"
-    failure_class: ClassVar[FailureClass] = FailureClass.BUSINESS_RULE
+    failure_type: ClassVar[FailureType] = FailureType.BUSINESS_LOGIC_VIOLATION
     title: ClassVar[str | None] = None
 
     def __init__(
@@ -51,10 +51,10 @@ class DomainError(Exception):
 class TransientError(Exception):
     """Base for errors that a later attempt may not hit (defaults to a network blip)."""
 
-    failure_class: FailureClass = FailureClass.TRANSIENT_NETWORK
+    failure_type: FailureType = FailureType.TRANSIENT_NETWORK
 
 
 class PermanentError(Exception):
     """Base for errors that every attempt will hit again (defaults to invalid input)."""
 
-    failure_class: FailureClass = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type: FailureType = FailureType.PERMANENT_INVALID_INPUT

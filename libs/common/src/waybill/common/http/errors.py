@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 from waybill.common.http.methods import with_full_allow
 from waybill.common.http.problems import (
     STATUS_CODES,
@@ -47,15 +47,17 @@ log = structlog.get_logger(__name__)
 ErrorStatus = Mapping[str, int]
 """A service's table from domain error code to HTTP status (``ERROR_STATUS`` in its api)."""
 
-FALLBACK_STATUS: Mapping[FailureClass, int] = {
-    FailureClass.PERMANENT_INVALID_INPUT: 422,
-    FailureClass.PERMANENT_NOT_FOUND: 404,
-    FailureClass.PERMANENT_AUTH: 403,
-    FailureClass.BUSINESS_RULE: 409,
-    FailureClass.TRANSIENT_NETWORK: 503,
-    FailureClass.TRANSIENT_DATABASE: 503,
-    FailureClass.TRANSIENT_RATE_LIMIT: 503,
-    FailureClass.EXTERNAL_SERVICE: 503,
+FALLBACK_STATUS: Mapping[FailureType, int] = {
+    FailureType.PERMANENT_INVALID_INPUT: 422,
+    FailureType.PERMANENT_NOT_FOUND: 404,
+    FailureType.PERMANENT_AUTHENTICATION: 403,
+    FailureType.BUSINESS_LOGIC_VIOLATION: 409,
+    FailureType.TRANSIENT_NETWORK: 503,
+    FailureType.TRANSIENT_DATABASE: 503,
+    FailureType.TRANSIENT_RATE_LIMIT: 503,
+    FailureType.EXTERNAL_SERVICE_UNAVAILABLE: 503,
+    FailureType.EXTERNAL_API_ERROR: 503,
+    FailureType.SYSTEM_CPU_OVERLOAD: 503,
 }
 
 
@@ -63,11 +65,11 @@ def domain_problem(exc: DomainError, error_status: ErrorStatus) -> Problem:
     """The problem ``exc`` stands for, its status from ``error_status``."""
     status = error_status.get(exc.code)
     if status is None:
-        status = FALLBACK_STATUS.get(FailureClass(exc.failure_class), 500)
+        status = FALLBACK_STATUS.get(FailureType(exc.failure_type), 500)
         log.warning(
             "http_error_status_unmapped",
             code=exc.code,
-            failure_class=str(exc.failure_class),
+            failure_type=str(exc.failure_type),
             status=status,
         )
     headers = {}

@@ -43,7 +43,7 @@ from typing import ClassVar, Final
 
 import httpx
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -212,7 +212,7 @@ class UnsafeTarget(DomainError):
     """
 
     code: ClassVar[str] = "UNSAFE_WEBHOOK_URL"
-    failure_class: ClassVar[FailureClass] = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type: ClassVar[FailureType] = FailureType.PERMANENT_INVALID_INPUT
 
     def __init__(self, reason: str, address: Address | None = None) -> None:
         super().__init__(

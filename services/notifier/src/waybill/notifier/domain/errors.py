@@ -5,7 +5,7 @@ No HTTP status here: ``waybill.notifier.api.ERROR_STATUS`` maps each code once, 
 
 from __future__ import annotations
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 
 
 class NotifierError(DomainError):
@@ -14,12 +14,12 @@ class NotifierError(DomainError):
 
 class EndpointNotFound(NotifierError):
     code = "WEBHOOK_ENDPOINT_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class DeliveryNotFound(NotifierError):
     code = "DELIVERY_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class DeliveryPending(NotifierError):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from waybill.common.failures import FailureClass
+from waybill.common.failures import Classification, FailureType
+from waybill.common.failures.taxonomy import KNOWN_TYPE
 
 MAX_DELAY_S = 3600.0  # each delay capped (CONTRACT.md)
 JITTER = 0.1  # +-10 %: endpoints failing together do not all come back in the same second
@@ -67,18 +68,24 @@ def counts_against_breaker(status_code: int | None, failure: str | None) -> bool
     return status_code is not None and status_code >= 500
 
 
-def failure_class_of(error: str | None, status_code: int | None) -> FailureClass:
-    """The failure taxonomy's class of a message that failed for good (its dead letter's)."""
+def failure_of(error: str | None, status_code: int | None) -> Classification:
+    """The failure taxonomy's classification of a message that failed for good (its dead
+    letter's): an error class and a status are as telling as a known exception type."""
+    return Classification.of(failure_type_of(error, status_code), KNOWN_TYPE)
+
+
+def failure_type_of(error: str | None, status_code: int | None) -> FailureType:
+    """The failure type of a message that failed for good."""
     if error in ("dns", "connect", "tls", "timeout"):
-        return FailureClass.TRANSIENT_NETWORK
+        return FailureType.TRANSIENT_NETWORK
     if error in ("unsafe_address", "disabled"):
-        return FailureClass.CONFIGURATION
+        return FailureType.CONFIGURATION_MISSING_ENV
     if status_code == 429:
-        return FailureClass.TRANSIENT_RATE_LIMIT
+        return FailureType.TRANSIENT_RATE_LIMIT
     if status_code in (401, 403):
-        return FailureClass.PERMANENT_AUTH
+        return FailureType.PERMANENT_AUTHENTICATION
     if status_code in (404, 410):
-        return FailureClass.PERMANENT_NOT_FOUND
+        return FailureType.PERMANENT_NOT_FOUND
     if status_code is not None and 400 <= status_code < 500:
-        return FailureClass.PERMANENT_INVALID_INPUT
-    return FailureClass.EXTERNAL_SERVICE  # 5xx, too_large: the receiver's side
+        return FailureType.PERMANENT_INVALID_INPUT
+    return FailureType.EXTERNAL_SERVICE_UNAVAILABLE  # 5xx, too_large: the receiver's side

@@ -49,6 +49,7 @@ from waybill.common.contracts.notifier import (
     WebhookEndpointDisabled,
 )
 from waybill.common.eventstore import Caller, EventStore, append_decided
+from waybill.common.failures.fingerprint import delivery_fingerprint
 from waybill.common.http.outbound import UnresolvableTarget, UnsafeTarget
 from waybill.common.queue import Job, JobQueue, Outcome, QueueSpec, RetryLater
 from waybill.notifier import repository as db
@@ -58,7 +59,7 @@ from waybill.notifier.domain.schedule import (
     counts_against_breaker,
     disables_endpoint,
     error_class,
-    failure_class_of,
+    failure_of,
     is_success,
 )
 from waybill.notifier.metrics import (
@@ -347,6 +348,7 @@ class DeliverySender:
         status_code = answer.status_code if answer else None
         described = "endpoint disabled" if answer is None else _describe(answer)
         first = await db.first_attempt_at(conn, message.message_id)
+        failure = failure_of(error, status_code)
         headers = {
             "ce_id": str(message.event_id),
             "ce_type": message.event_type,
@@ -362,7 +364,13 @@ class DeliverySender:
             "error": described,
             "error_class": error or "",
             "status_code": "" if status_code is None else str(status_code),
-            "failure_class": failure_class_of(error, status_code).value,
+            "failure_type": failure.type.value,
+            "failure_class": failure.type.value,  # the old name, for one release (ADR 0016)
+            "confidence": failure.confidence_text,
+            "remediation": failure.remediation.value,
+            "fingerprint": delivery_fingerprint(
+                error_class=error or "", endpoint_id=str(message.endpoint_id)
+            ),
             "attempts": str(attempts),
             "first_failed_at": (first or now).isoformat(),
             "last_failed_at": now.isoformat(),

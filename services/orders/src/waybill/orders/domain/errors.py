@@ -5,7 +5,7 @@ No HTTP status here: ``waybill.orders.api.ERROR_STATUS`` maps each code once, at
 
 from __future__ import annotations
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 
 
 class OrdersError(DomainError):
@@ -26,12 +26,12 @@ class CannotCancelAfterShipping(OrdersError):
 
 class OrderNotFound(OrdersError):
     code = "ORDER_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class InvalidOrder(OrdersError):
     code = "VALIDATION_ERROR"
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type = FailureType.PERMANENT_INVALID_INPUT
 
 
 class IdempotencyKeyReused(OrdersError):

@@ -5,7 +5,7 @@ No HTTP status here: ``waybill.payments.api.ERROR_STATUS`` maps each code once, 
 
 from __future__ import annotations
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 
 
 class PaymentsError(DomainError):
@@ -22,7 +22,7 @@ class RefundExceedsCaptured(PaymentsError):
 
 class PaymentNotFound(PaymentsError):
     code = "PAYMENT_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class ProviderUnreachable(PaymentsError):
@@ -30,7 +30,7 @@ class ProviderUnreachable(PaymentsError):
 
     code = "PROVIDER_UNAVAILABLE"
     title = "Payment provider unavailable"
-    failure_class = FailureClass.EXTERNAL_SERVICE
+    failure_type = FailureType.EXTERNAL_SERVICE_UNAVAILABLE
 
 
 class RefundRefusedByProvider(PaymentsError):
@@ -38,4 +38,4 @@ class RefundRefusedByProvider(PaymentsError):
 
     code = "PROVIDER_REJECTED"
     title = "Refused by the payment provider"
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type = FailureType.PERMANENT_INVALID_INPUT

@@ -11,16 +11,16 @@ Three outcomes matter to the callers, and they must never be confused:
 
 from __future__ import annotations
 
-from waybill.common.failures import FailureClass
+from waybill.common.failures import FailureType
 from waybill.payments.gateway.models import Intent
 
 
 class ProviderError(Exception):
-    failure_class = FailureClass.EXTERNAL_SERVICE
+    failure_type = FailureType.EXTERNAL_SERVICE_UNAVAILABLE
 
 
 class CardDeclined(ProviderError):
-    failure_class = FailureClass.BUSINESS_RULE
+    failure_type = FailureType.BUSINESS_LOGIC_VIOLATION
 
     def __init__(self, code: str, message: str, intent: Intent | None) -> None:
         super().__init__(f"{code}: {message}")
@@ -30,7 +30,7 @@ class CardDeclined(ProviderError):
 
 
 class ProviderRejected(ProviderError):
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type = FailureType.PERMANENT_INVALID_INPUT
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")

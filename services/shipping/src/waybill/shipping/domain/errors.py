@@ -5,7 +5,7 @@ No HTTP status here: ``waybill.shipping.api.ERROR_STATUS`` maps each code once, 
 
 from __future__ import annotations
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 
 
 class ShippingError(DomainError):
@@ -14,19 +14,19 @@ class ShippingError(DomainError):
 
 class ShipmentNotFound(ShippingError):
     code = "SHIPMENT_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class AgentNotFound(ShippingError):
     code = "AGENT_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class AssignmentNotFound(ShippingError):
     """No such offer for this agent (never offered to it, or another tenant's)."""
 
     code = "ASSIGNMENT_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class InvalidTransition(ShippingError):
@@ -37,7 +37,7 @@ class AssignmentConflict(ShippingError):
     """Another request holds the shipment right now (lock not available): ask again."""
 
     code = "ASSIGNMENT_CONFLICT"
-    failure_class = FailureClass.TRANSIENT_DATABASE
+    failure_type = FailureType.TRANSIENT_DATABASE
 
 
 class AssignmentAlreadyAccepted(ShippingError):
@@ -60,7 +60,7 @@ class DeliveryAttemptsExhausted(ShippingError):
 
 class InvalidAgent(ShippingError):
     code = "VALIDATION_ERROR"
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type = FailureType.PERMANENT_INVALID_INPUT
 
 
 class RecordedRefusal(ShippingError):
@@ -74,7 +74,7 @@ class RecordedRefusal(ShippingError):
 
 class DeliveryCodeMismatch(RecordedRefusal):
     code = "DELIVERY_CODE_MISMATCH"
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type = FailureType.PERMANENT_INVALID_INPUT
 
 
 class DeliveryCodeLocked(RecordedRefusal):
