@@ -57,7 +57,7 @@ def test_the_own_frame_is_the_innermost_one_in_waybill_code() -> None:
 def test_a_long_stack_keeps_its_end_within_the_limit() -> None:
     try:
         try:
-            raise KeyError("the first cause " + "k" * 3000)
+            raise KeyError("the first cause " + "k" * 5000)
         except KeyError as cause:
             raise RuntimeError("the bottom") from cause
     except RuntimeError as exc:
