@@ -24,6 +24,7 @@ def test_every_service_listens_on_its_port_from_the_one_ports_module():
         "payments": ports.PAYMENTS,
         "shipping": ports.SHIPPING,
         "notifier": ports.NOTIFIER,
+        "monitor": ports.MONITOR,
     }
     assert service("orders").port({"WAYBILL_ORDERS_PORT": "9101"}) == 9101
 
@@ -35,6 +36,18 @@ def test_the_links_wire_payments_to_the_provider_and_the_provider_back_to_paymen
         "WAYBILL_PROVIDER_URL": "http://127.0.0.1:1",
         "WAYBILL_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:2/webhooks/provider",
         "WAYBILL_NOTIFIER_SMS_URL": "http://127.0.0.1:1",
+        "WAYBILL_MONITOR_PAYMENTS_URL": "http://127.0.0.1:2",
+    }
+
+
+def test_the_monitor_polls_every_running_service_it_is_linked_to():
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.SERVICE_PORTS.items()}
+
+    env = link_env([service("monitor")], urls.get)
+
+    assert env == {
+        f"WAYBILL_MONITOR_{name.upper()}_URL": urls[name]
+        for name in ("orders", "payments", "shipping", "notifier")
     }
 
 
