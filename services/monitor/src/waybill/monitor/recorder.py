@@ -13,6 +13,7 @@ database is down a record is retried with backoff instead of being skipped.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,9 +56,13 @@ class Recorder:
         self._ingest = ingest
         self._retry = retry
         self._topics = list(topics)
+        # A pattern of the exact names, not a topic list: a topic that does not exist yet (the
+        # retry outcomes, before the stack creates them) does not stop the monitor from
+        # starting, and is read from its start once it appears (metadata refresh).
+        self._pattern = "^(" + "|".join(re.escape(topic) for topic in self._topics) + ")$"
         self._consumer = AIOKafkaConsumer(
-            *self._topics,
             bootstrap_servers=bootstrap_servers,
+            metadata_max_age_ms=30_000,
             group_id=group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -66,6 +71,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._consumer.subscribe(pattern=self._pattern)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="monitor-recorder")
         log.info("consumer_start_succeeded", group=CONSUMER_GROUP, topics=self._topics)
