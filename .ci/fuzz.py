@@ -62,6 +62,7 @@ TARGETS = [
     Target("shipping", "admin"),
     Target("shipping", "agent"),
     Target("notifier", "service"),
+    Target("monitor", "admin"),
     Target("sandbox", None),
 ]
 

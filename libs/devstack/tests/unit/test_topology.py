@@ -24,6 +24,7 @@ def test_every_service_listens_on_its_port_from_the_one_ports_module():
         "payments": ports.PAYMENTS,
         "shipping": ports.SHIPPING,
         "notifier": ports.NOTIFIER,
+        "monitor": ports.MONITOR,
     }
     assert service("orders").port({"WAYBILL_ORDERS_PORT": "9101"}) == 9101
 
@@ -35,6 +36,18 @@ def test_the_links_wire_payments_to_the_provider_and_the_provider_back_to_paymen
         "WAYBILL_PROVIDER_URL": "http://127.0.0.1:1",
         "WAYBILL_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:2/webhooks/provider",
         "WAYBILL_NOTIFIER_SMS_URL": "http://127.0.0.1:1",
+        "WAYBILL_MONITOR_PAYMENTS_URL": "http://127.0.0.1:2",
+    }
+
+
+def test_the_monitor_polls_every_running_service_it_is_linked_to():
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.SERVICE_PORTS.items()}
+
+    env = link_env([service("monitor")], urls.get)
+
+    assert env == {
+        f"WAYBILL_MONITOR_{name.upper()}_URL": urls[name]
+        for name in ("orders", "payments", "shipping", "notifier")
     }
 
 
@@ -53,18 +66,17 @@ def test_the_notifier_sends_email_to_the_sandbox_smtp_port_it_was_given():
 
 def test_a_link_to_a_service_that_does_not_run_is_left_to_the_default():
     assert link_env(SERVICES, {"payments": "http://127.0.0.1:2"}.get) == {
-        "WAYBILL_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:2/webhooks/provider"
+        "WAYBILL_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:2/webhooks/provider",
+        "WAYBILL_MONITOR_PAYMENTS_URL": "http://127.0.0.1:2",
     }
 
 
 def test_a_new_service_is_one_entry_with_its_database_port_setting_and_links():
-    monitor = ServiceSpec(
-        "monitor", "waybill.monitor", ports.MONITOR, links=(Link("WAYBILL_X_URL", "orders"),)
-    )
+    audit = ServiceSpec("audit", "waybill.audit", 8009, links=(Link("WAYBILL_X_URL", "orders"),))
 
-    assert monitor.port_env == "WAYBILL_MONITOR_PORT"
-    assert monitor.databases == ("waybill_monitor",)
-    assert link_env([*SERVICES, monitor], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
+    assert audit.port_env == "WAYBILL_AUDIT_PORT"
+    assert audit.databases == ("waybill_audit",)
+    assert link_env([*SERVICES, audit], {"orders": "http://o"}.get)["WAYBILL_X_URL"] == "http://o"
 
 
 def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services():
@@ -79,8 +91,10 @@ def test_replicas_get_their_own_names_and_ports_and_the_first_keeps_the_services
 
 
 def test_an_unknown_service_is_named_with_the_ones_there_are():
-    with pytest.raises(KeyError, match=r"monitor.*sandbox, orders, payments, shipping, notifier"):
-        service("monitor")
+    with pytest.raises(
+        KeyError, match=r"audit.*sandbox, orders, payments, shipping, notifier, monitor"
+    ):
+        service("audit")
 
 
 def test_the_sandbox_smtp_server_is_a_listener_on_its_default_port_from_the_ports_module():

@@ -1,4 +1,5 @@
-"""The ``waybill`` command: ``up``, ``keys create|list|revoke``, ``load``, ``bench``, ``version``.
+"""The ``waybill`` command: ``up``, ``keys create|list|revoke``, ``load``, ``bench``,
+``monitor rebuild``, ``version``.
 
 Each command body parses options and hands over to the module that does the work.
 """
@@ -19,7 +20,9 @@ app = typer.Typer(help="Waybill: event-sourced order fulfilment over Kafka.", no
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks on the embedded infrastructure.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+monitor_app = typer.Typer(help="The monitor's read models.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(monitor_app, name="monitor")
 
 StateDirOption = Annotated[
     Path | None,
@@ -304,6 +307,17 @@ def bench_saga(
         concurrency=concurrency,
         stop_at_saturation=not keep_going,
     )
+
+
+@monitor_app.command("rebuild")
+def monitor_rebuild(state_dir: StateDirOption = None) -> None:
+    """Rebuild every read model of the monitor from its copy of the consumed events."""
+    from waybill.monitor.rebuild import rebuild
+    from waybill.monitor.settings import MonitorSettings
+
+    settings = MonitorSettings(state_dir=state_dir) if state_dir else MonitorSettings()
+    replayed = asyncio.run(rebuild(settings))
+    typer.echo(f"monitor read models rebuilt from {replayed} events")
 
 
 if __name__ == "__main__":

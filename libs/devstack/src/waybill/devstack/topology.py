@@ -92,8 +92,8 @@ class ServiceSpec:
         ]
 
 
-# Start order: the sandbox (the outside world) before payments, which calls it. Stopped in
-# reverse. A later issue adds the monitor here.
+# Start order: the sandbox (the outside world) before payments, which calls it; the monitor
+# last (it polls everyone's readiness). Stopped in reverse.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         "sandbox",
@@ -124,6 +124,16 @@ SERVICES: tuple[ServiceSpec, ...] = (
         # Webhook receivers on this machine (the tests' and yours) pass the SSRF check; no
         # other loopback or private address does (CONTRACT.md § notifier).
         dev_env=(("WAYBILL_NOTIFIER_ALLOWED_TARGETS", "127.0.0.1/32"),),
+    ),
+    ServiceSpec(
+        "monitor",
+        "waybill.monitor",
+        ports.MONITOR,
+        # It polls every service's readiness and replays webhook messages on the notifier.
+        links=tuple(
+            Link(f"WAYBILL_MONITOR_{name.upper()}_URL", name)
+            for name in ("orders", "payments", "shipping", "notifier")
+        ),
     ),
 )
 

@@ -1,0 +1,1 @@
+"""Waybill monitor: read models of every topic, dead letters, health roll-up."""

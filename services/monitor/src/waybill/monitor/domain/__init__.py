@@ -1,0 +1,1 @@
+"""The monitor's rules: its errors and the dead-letter lifecycle."""

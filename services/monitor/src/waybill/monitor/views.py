@@ -1,0 +1,176 @@
+"""What the monitor's API returns (pydantic, documented in the OpenAPI)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+def _m(row: Any) -> Any:
+    return getattr(row, "_mapping", row)
+
+
+class DeadLetterView(BaseModel):
+    id: str = Field(description="the monitor's id (dlq_...)")
+    kind: Literal["consumer", "delivery"]
+    status: Literal["pending", "retrying", "resolved", "abandoned"]
+    service: str
+    consumer_group: str
+    original_topic: str | None
+    original_partition: int | None
+    original_offset: int | None
+    event_id: str | None
+    event_type: str | None
+    error: str
+    exception_type: str | None
+    failure_type: str = Field(description="one of the 15 failure types of the taxonomy")
+    confidence: float = Field(ge=0, le=1)
+    remediation: str = Field(description="one of the 8 remediation actions")
+    fingerprint: str
+    attempts: int
+    retries: int = Field(description="how often it was retried from the monitor")
+    recurred: bool = Field(description="it failed again after a retry")
+    first_failed_at: datetime
+    last_failed_at: datetime
+    delivery_id: str | None
+    endpoint_id: str | None
+    error_class: str | None
+    status_code: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> DeadLetterView:
+        m = _m(row)
+        return cls(**{name: m[name] for name in cls.model_fields})
+
+
+class OriginalRecord(BaseModel):
+    """The record as it was on its topic: what a retry re-delivers."""
+
+    key: str | None = Field(description="UTF-8 text of the key")
+    value: Any = Field(description="the value as JSON, or its UTF-8 text if it is not JSON")
+    headers: list[tuple[str, str]] = Field(description="its headers (without dlq_*), in order")
+
+
+class AuditEntry(BaseModel):
+    actor: str = Field(description="the API key id, or `monitor` for what the consumer did")
+    action: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+class DeadLetterDetail(DeadLetterView):
+    stack: str | None
+    record: OriginalRecord
+    audit: list[AuditEntry]
+
+    @classmethod
+    def of(cls, row: Any, audit: Any) -> DeadLetterDetail:
+        m = _m(row)
+        base = DeadLetterView.from_row(row).model_dump()
+        record = OriginalRecord(
+            key=_text(m["record_key"]),
+            value=_value(m["record_value"]),
+            headers=[(name, text) for name, text in m["record_headers"]],
+        )
+        entries = [AuditEntry(**dict(_m(entry))) for entry in audit]
+        return cls(**base, stack=m["stack"], record=record, audit=entries)
+
+
+class GroupView(BaseModel):
+    fingerprint: str
+    count: int
+    pending: int
+    first_seen: datetime
+    last_seen: datetime
+    failure_type: str
+    service: str
+    consumer_group: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> GroupView:
+        m = _m(row)
+        return cls(**{name: m[name] for name in cls.model_fields})
+
+
+class Revenue(BaseModel):
+    captured_cents: int
+    refunded_cents: int
+    net_cents: int = Field(description="captured minus refunded")
+
+
+class WebhookWindow(BaseModel):
+    succeeded: int
+    failed: int
+    success_rate: float | None = Field(description="succeeded / (succeeded + failed); null: none")
+
+
+class ByStatus(BaseModel):
+    by_status: dict[str, int]
+
+
+class PaymentFigures(ByStatus):
+    by_provider: dict[str, dict[str, int]]
+
+
+class NotificationFigures(BaseModel):
+    by_channel: dict[str, dict[str, int]]
+
+
+class DeadLetterFigures(ByStatus):
+    by_failure_type: dict[str, int]
+
+
+class Overview(BaseModel):
+    orders: ByStatus
+    shipments: ByStatus
+    payments: PaymentFigures
+    revenue: dict[str, Revenue] = Field(description="by currency")
+    webhook_deliveries: dict[Literal["last_hour", "last_24h"], WebhookWindow]
+    notifications: NotificationFigures
+    dead_letters: DeadLetterFigures
+
+
+class FeedEvent(BaseModel):
+    event_id: str
+    type: str
+    subject: str
+    sequence: int
+    time: datetime
+    topic: str
+
+
+class Feed(BaseModel):
+    items: list[FeedEvent] = Field(description="the tenant's last 100 events, newest first")
+
+
+class ServiceHealth(BaseModel):
+    status: Literal["healthy", "unhealthy", "unreachable"]
+    url: str
+    latency_ms: float
+    checks: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class HealthView(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    services: dict[str, ServiceHealth]
+    monitor: dict[str, Literal["up", "down"]] = Field(description="the monitor's own checks")
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else bytes(value).decode(errors="replace")
+
+
+def _value(value: bytes | None) -> Any:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
