@@ -7,7 +7,6 @@ listens (services that are stopped), so ``/api/health`` answers ``degraded`` the
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -18,26 +17,14 @@ from aiokafka import AIOKafkaProducer
 
 from waybill.common import topics
 from waybill.common.envelope import EventEnvelope
-from waybill.devstack.infra.kafka import ensure_topics
 from waybill.devstack.infra.network import free_port
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant, new_tenant, start_service
-from waybill.monitor.retry_topics import RETRY_OUTCOMES, retry_topic
 
-# Consumer groups the tests dead-letter records of; their retry topics exist in the session
-# (the dev stack creates every group's once the runtime reads them).
-TEST_GROUPS = ("orders", "payments")
 STOPPED = ("payments", "shipping", "notifier")
 
 
 @pytest.fixture(scope="session")
 def monitor_service(infra: Infra, orders_service: ServiceProcess) -> Iterator[ServiceProcess]:
-    asyncio.run(
-        ensure_topics(
-            infra.bootstrap_servers,
-            [RETRY_OUTCOMES, *(retry_topic(group) for group in TEST_GROUPS)],
-            partitions=infra.partitions,
-        )
-    )
     env = {"WAYBILL_MONITOR_ORDERS_URL": orders_service.url}
     env.update(
         {

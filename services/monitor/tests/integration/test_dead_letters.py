@@ -12,10 +12,10 @@ from tests.monitor_stack import dead_letter, produce, retry_outcome
 from waybill.common.auth import issue_key
 from waybill.common.contracts.orders import OrderCancelled
 from waybill.common.envelope import EventEnvelope
+from waybill.common.topics import RETRY_OUTCOMES, retry_topic
 from waybill.devstack.eventually import eventually
 from waybill.devstack.records import envelope, read_records
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant
-from waybill.monitor.retry_topics import RETRY_OUTCOMES, retry_topic
 
 pytestmark = pytest.mark.infra
 

@@ -22,12 +22,12 @@ from waybill.common.http.health import HealthCheck, broker_check, database_check
 from waybill.common.lifecycle import Role
 from waybill.common.registry import EventRegistry
 from waybill.common.service import ServiceKit
+from waybill.common.topics import RETRY_OUTCOMES
 from waybill.monitor import tables
 from waybill.monitor.api import ERROR_STATUS, router
 from waybill.monitor.dead_letters import DeadLetters
 from waybill.monitor.ingest import Ingest
 from waybill.monitor.recorder import Recorder
-from waybill.monitor.retry_topics import RETRY_OUTCOMES
 from waybill.monitor.settings import MonitorSettings
 
 SERVICE = "monitor"

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.keyset import Position, newest_first_page
 from waybill.common.registry import EventRegistry
+from waybill.common.topics import retry_topic
 from waybill.monitor import repository
 from waybill.monitor.domain.errors import (
     DataNotEditable,
@@ -37,7 +38,6 @@ from waybill.monitor.domain.errors import (
     RetryUnavailable,
 )
 from waybill.monitor.domain.lifecycle import act
-from waybill.monitor.retry_topics import retry_topic
 from waybill.monitor.tables import dead_letters
 
 log = structlog.get_logger(__name__)

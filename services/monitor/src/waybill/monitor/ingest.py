@@ -22,11 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from waybill.common.contracts import notifier
 from waybill.common.envelope import EventEnvelope
 from waybill.common.registry import EventRegistry
-from waybill.common.topics import DEAD_LETTERS
+from waybill.common.topics import DEAD_LETTERS, RETRY_OUTCOMES
 from waybill.monitor import repository
 from waybill.monitor.letters import new_dead_letter_id, read_dead_letter
 from waybill.monitor.projections import StreamEvent, project
-from waybill.monitor.retry_topics import RETRY_OUTCOMES
 
 log = structlog.get_logger(__name__)
 

@@ -24,14 +24,14 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common.backoff import DEFAULT_RETRY, RetryPolicy
-from waybill.common.failures import FailureClass, is_retryable
+from waybill.common.failures import FailureType, is_retryable
 from waybill.common.failures.classify import classify
 from waybill.monitor.ingest import Ingest, UnreadableRecord
 
 log = structlog.get_logger(__name__)
 
 CONSUMER_GROUP = "monitor"
-_DEPENDENCY_DOWN = frozenset({FailureClass.TRANSIENT_DATABASE, FailureClass.TRANSIENT_NETWORK})
+_DEPENDENCY_DOWN = frozenset({FailureType.TRANSIENT_DATABASE, FailureType.TRANSIENT_NETWORK})
 RECORDS = Counter(
     "waybill_monitor_records_total",
     "Records the monitor consumed, by topic and outcome",
@@ -108,7 +108,7 @@ class Recorder:
                     error=str(exc)[:500],
                 )
             except Exception as exc:
-                failure = classify(exc)
+                failure = classify(exc).type
                 # The database being away holds the record for as long as it takes (nothing
                 # after it is applied meanwhile); any other retryable failure has the budget.
                 waits = failure in _DEPENDENCY_DOWN or attempt < self._retry.attempts
@@ -118,7 +118,7 @@ class Recorder:
                         "monitor_record_retry_scheduled",
                         topic=record.topic,
                         offset=record.offset,
-                        failure_class=failure.value,
+                        failure_type=failure.value,
                         error=str(exc)[:500],
                         retry_in_s=round(delay, 3),
                     )
@@ -132,7 +132,7 @@ class Recorder:
                     topic=record.topic,
                     partition=record.partition,
                     offset=record.offset,
-                    failure_class=failure.value,
+                    failure_type=failure.value,
                     error=f"{type(exc).__name__}: {exc}"[:2000],
                 )
             RECORDS.labels(record.topic, outcome).inc()

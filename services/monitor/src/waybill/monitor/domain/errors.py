@@ -1,11 +1,11 @@
-"""Every error the monitor raises to a caller: a stable code and a failure class.
+"""Every error the monitor raises to a caller: a stable code and a failure type.
 
 No HTTP status here: ``waybill.monitor.api.ERROR_STATUS`` maps each code once, at the edge.
 """
 
 from __future__ import annotations
 
-from waybill.common.failures import DomainError, FailureClass
+from waybill.common.failures import DomainError, FailureType
 
 
 class MonitorError(DomainError):
@@ -14,7 +14,7 @@ class MonitorError(DomainError):
 
 class DeadLetterNotFound(MonitorError):
     code = "DEAD_LETTER_NOT_FOUND"
-    failure_class = FailureClass.PERMANENT_NOT_FOUND
+    failure_type = FailureType.PERMANENT_NOT_FOUND
 
 
 class DeadLetterNotPending(MonitorError):
@@ -27,7 +27,7 @@ class InvalidEventData(MonitorError):
     """Edited ``data`` that the event type's schema refuses (``extra.errors`` says where)."""
 
     code = "INVALID_EVENT_DATA"
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type = FailureType.PERMANENT_INVALID_INPUT
 
 
 class DataNotEditable(MonitorError):
@@ -35,7 +35,7 @@ class DataNotEditable(MonitorError):
     webhook message, or an event type nobody declares)."""
 
     code = "DEAD_LETTER_DATA_NOT_EDITABLE"
-    failure_class = FailureClass.PERMANENT_INVALID_INPUT
+    failure_type = FailureType.PERMANENT_INVALID_INPUT
 
 
 class RetryUnavailable(MonitorError):
@@ -43,4 +43,4 @@ class RetryUnavailable(MonitorError):
     dead letter stays ``pending``."""
 
     code = "RETRY_UNAVAILABLE"
-    failure_class = FailureClass.EXTERNAL_SERVICE
+    failure_type = FailureType.EXTERNAL_SERVICE_UNAVAILABLE
