@@ -29,6 +29,7 @@ from waybill.monitor.dead_letters import DeadLetters
 from waybill.monitor.ingest import Ingest
 from waybill.monitor.recorder import Recorder
 from waybill.monitor.settings import MonitorSettings
+from waybill.monitor.ui import install as install_ui
 
 SERVICE = "monitor"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -115,4 +116,5 @@ def build_app(settings: MonitorSettings | None = None) -> FastAPI:
     app.state.own_checks = own_checks
     app.state.health_client = health_client
     app.state.dead_letters = letters
+    install_ui(app, settings)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from waybill.common import ports
 from waybill.common.settings import WaybillSettings
@@ -17,6 +17,9 @@ class MonitorSettings(WaybillSettings):
     monitor_db_pool_size: int = 5
     # Who sees a dead letter whose record carries no tenant (CONTRACT.md § monitor).
     operator_tenant: str = "default"
+    # Signs the admin UI's session cookies; unset: a random secret per process (sessions end
+    # when it restarts, and each replica has its own).
+    monitor_session_secret: SecretStr | None = None
     # The services whose readiness /api/health rolls up; the dev stack links them
     # (waybill.devstack.topology), the defaults are the topology's ports.
     monitor_orders_url: str = _local(ports.ORDERS)

@@ -72,6 +72,7 @@ class KeyStore:
         self._engine: AsyncEngine | None = None
         self.last_used_every_s = last_used_every_s
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._by_id: dict[tuple[str, str], tuple[float, Principal | None]] = {}
         self._start_lock = asyncio.Lock()
         self._touched: dict[str, float] = {}  # key id -> when last_used_at was last written
         self._due: set[str] = set()
@@ -90,6 +91,7 @@ class KeyStore:
             await self._engine.dispose()
             self._engine = None
         self._cache.clear()
+        self._by_id.clear()
 
     async def authenticate(self, key: str) -> Principal | None:
         """The principal of a live key, or None for an unknown, malformed or revoked key."""
@@ -110,6 +112,30 @@ class KeyStore:
             self.last_used_every_s
         ):
             self._touch_later(principal.key_id, now)
+        return principal
+
+    async def live_key(self, tenant_id: str, key_id: str) -> Principal | None:
+        """The principal of the tenant's key ``key_id`` while it is live, else None: for a
+        session that holds a key's id rather than the key (the monitor's UI). Cached like
+        :meth:`authenticate`, so a revoked key stops within the TTL."""
+        now = time.monotonic()
+        cached = self._by_id.get((tenant_id, key_id))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with (await self._started()).connect() as conn:
+            record = await find_key(conn, key_id, tenant_id=tenant_id)
+        principal = None
+        if record is not None and record.revoked_at is None:
+            principal = Principal(
+                tenant_id=record.tenant_id,
+                role=record.role,
+                key_id=record.key_id,
+                agent_id=record.agent_id,
+            )
+        if len(self._by_id) >= self.max_entries:
+            self._by_id.clear()
+        ttl = self.ttl_s if principal is not None else self.negative_ttl_s
+        self._by_id[(tenant_id, key_id)] = (now + ttl, principal)
         return principal
 
     def _touch_later(self, key_id: str, now: float) -> None:
@@ -158,6 +184,8 @@ class KeyStore:
         for key_hash, (_, principal) in list(self._cache.items()):
             if principal is not None and principal.key_id == key_id:
                 del self._cache[key_hash]
+        for ids in [ids for ids in self._by_id if ids[1] == key_id]:
+            del self._by_id[ids]
 
     async def _started(self) -> AsyncEngine:
         if self._engine is None:

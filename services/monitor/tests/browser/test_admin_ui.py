@@ -1,0 +1,276 @@
+"""The monitor's admin UI in a real browser (Debian's chromium driven by Playwright) against the
+monitor process on real Kafka and PostgreSQL: every figure a page shows is the API's.
+
+Screenshots of every page go to ``test-artifacts/monitor/`` (gitignored); their paths are
+printed (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.monitor_stack import dead_letter
+
+from waybill.common import topics
+from waybill.common.auth import issue_key
+from waybill.common.contracts.orders import OrderCancelled
+from waybill.common.contracts.payments import PaymentCaptured, PaymentCreated, PaymentRefunded
+from waybill.common.envelope import EventEnvelope
+from waybill.devstack.eventually import eventually
+from waybill.devstack.records import envelope, publish
+from waybill.devstack.testing import Infra, ServiceProcess, Tenant
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.infra,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"
+    ),
+]
+ARTIFACTS = Path(__file__).resolve().parents[4] / "test-artifacts" / "monitor"
+LAPTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+if CHROMIUM.exists():
+    from playwright.async_api import Browser, Page, async_playwright, expect
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, monitor_service: ServiceProcess) -> AsyncIterator[Page]:
+    context = await browser.new_context(base_url=monitor_service.url, viewport=LAPTOP)
+    tab = await context.new_page()
+    yield tab
+    await context.close()
+
+
+def key_of(client: Any) -> str:
+    return str(client.headers["authorization"]).removeprefix("Bearer ")
+
+
+def cancelled(tenant_id: str) -> EventEnvelope:
+    order_id = f"ord_{uuid.uuid4().hex}"
+    event = OrderCancelled(order_id=order_id, reason="customer asked")
+    return envelope(event, tenant_id=tenant_id, subject=order_id, sequence=2)
+
+
+def payment(tenant_id: str, amount: int, refund: int) -> list[EventEnvelope]:
+    payment_id, order_id = f"pay_{uuid.uuid4().hex}", f"ord_{uuid.uuid4().hex}"
+    ids = {"payment_id": payment_id, "order_id": order_id}
+    events = [
+        PaymentCreated(
+            **ids, amount_cents=amount, currency="EUR", payment_method="card", provider="sandbox"
+        ),
+        PaymentCaptured(
+            **ids, amount_cents=amount, currency="EUR", provider="sandbox", provider_payment_id="p"
+        ),
+        PaymentRefunded(**ids, amount_cents=refund, refund_id="re_1"),
+    ]
+    return [
+        envelope(event, tenant_id=tenant_id, subject=payment_id, sequence=n)
+        for n, event in enumerate(events, start=1)
+    ]
+
+
+def poisoned(tenant_id: str) -> EventEnvelope:
+    order_id = f"ord_{uuid.uuid4().hex}"
+    event = OrderCancelled(order_id=order_id, reason="poisoned")
+    data = {**event.model_dump(mode="json"), "__poison__": "payments"}
+    return envelope(event, tenant_id=tenant_id, subject=order_id, sequence=2, data=data)
+
+
+async def api_overview(operator: Tenant) -> dict[str, Any]:
+    answer = await operator.admin.get("/api/overview")
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def with_figures(infra: Infra, operator: Tenant) -> dict[str, Any]:
+    """Two cancelled orders, a captured and partly refunded payment and one dead letter of
+    the operator's tenant, consumed by the monitor: its ``/api/overview``."""
+    await publish(
+        infra.bootstrap_servers,
+        topics.ORDERS_EVENTS,
+        cancelled(operator.id),
+        cancelled(operator.id),
+    )
+    await publish(infra.bootstrap_servers, topics.PAYMENTS_EVENTS, *payment(operator.id, 1250, 250))
+    await dead_letter(infra, poisoned(operator.id), failure_type="business_logic_violation")
+
+    def complete(figures: dict[str, Any]) -> bool:
+        return (
+            figures["orders"]["by_status"].get("cancelled") == 2
+            and figures["revenue"].get("EUR", {}).get("net_cents") == 1000
+            and figures["dead_letters"]["by_status"].get("pending") == 1
+        )
+
+    return await eventually(
+        lambda: api_overview(operator), until=complete, what="the figures in the monitor"
+    )
+
+
+def at(figures: dict[str, Any], path: str) -> Any:
+    node: Any = figures
+    for name in path.split("."):
+        node = node[name]
+    return node
+
+
+def shown_as(value: Any, fmt: str) -> str:
+    if fmt == "cents":
+        return f"{value / 100:,.2f}"
+    if fmt == "percent":
+        return "no deliveries" if value is None else f"{value * 100:.1f} %"
+    return str(value)
+
+
+def leaves(node: Any, prefix: str = "") -> set[str]:
+    if not isinstance(node, dict):
+        return {prefix}
+    found: set[str] = set()
+    for name, value in node.items():
+        found |= leaves(value, f"{prefix}.{name}" if prefix else name)
+    return found
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+
+
+async def log_in(page: Page, key: str) -> int:
+    await page.goto("/")
+    await page.get_by_label("Admin API key").fill(key)
+    async with page.expect_response(lambda r: r.url.endswith("/login")) as answer:
+        await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_load_state()
+    return (await answer.value).status
+
+
+async def test_an_admin_sees_the_apis_figures_on_every_page_retries_by_clicking_and_logs_out(
+    infra: Infra, operator: Tenant, page: Page
+):
+    figures = await with_figures(infra, operator)
+    await page.goto("/")
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await screenshot(page, "login")
+
+    assert await log_in(page, key_of(operator.service)) == 403
+    await expect(page.get_by_role("alert")).to_contain_text("admin key")
+    assert await log_in(page, "wb_live_not_a_key") == 401
+
+    await log_in(page, key_of(operator.admin))
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    await expect(page.locator("#live")).to_be_visible()  # the event stream answered
+    await expect(page.locator("canvas#chart-orders")).to_be_visible()
+    await expect(page.locator("canvas#chart-failures")).to_be_visible()
+    shown = await page.eval_on_selector_all(
+        "[data-figure]",
+        "els => els.map(e => [e.dataset.figure, e.dataset.format || '', e.textContent.trim()])",
+    )
+    assert {path: text for path, _, text in shown} == {
+        path: shown_as(at(figures, path), fmt) for path, fmt, _ in shown
+    }
+    counted = ("orders", "payments", "revenue", "dead_letters", "shipments", "notifications")
+    assert {path for path, _, _ in shown} >= leaves({k: figures[k] for k in counted})
+    assert at(figures, "orders.by_status.cancelled") == 2
+    assert "12.50" in await page.locator('[data-figure="revenue.EUR.captured_cents"]').inner_text()
+    await expect(page.locator("[data-health]")).to_have_text("degraded")  # services stopped
+    await screenshot(page, "overview")
+    await page.set_viewport_size(PHONE)
+    await screenshot(page, "overview-phone")
+    await page.set_viewport_size(LAPTOP)
+
+    await publish(infra.bootstrap_servers, topics.ORDERS_EVENTS, cancelled(operator.id))
+    await expect(page.locator('[data-figure="orders.by_status.cancelled"]')).to_have_text(
+        "3", timeout=20_000
+    )
+
+    await page.get_by_role("link", name="Failure taxonomy").click()
+    await expect(page.get_by_role("heading", name="Failure taxonomy")).to_be_visible()
+    for failure_type, count in figures["dead_letters"]["by_failure_type"].items():
+        await expect(page.locator(f'[data-failure-count="{failure_type}"]')).to_have_text(
+            str(count)
+        )
+    await expect(page.locator("canvas#chart-failures")).to_be_visible()
+    await screenshot(page, "taxonomy")
+
+    await page.get_by_role("link", name="Dead letters").click()
+    (letter,) = (await operator.admin.get("/api/dlq")).json()["items"]
+    row = page.locator(f'tr[data-letter="{letter["id"]}"]')
+    await expect(row.locator("[data-status]")).to_have_text("pending")
+    await expect(row).to_contain_text("business_logic_violation")
+    await expect(page.locator("#groups")).to_contain_text(letter["fingerprint"])
+    await screenshot(page, "dead-letters")
+    await row.get_by_role("button", name="Retry").click()
+    await expect(row.locator("[data-status]")).to_have_text("retrying")
+    detail = (await operator.admin.get(f"/api/dlq/{letter['id']}")).json()
+    assert detail["status"] == "retrying"
+    assert [entry["action"] for entry in detail["audit"]] == ["retried"]
+    await screenshot(page, "dead-letters-retried")
+
+    await page.goto("/ui/dead-letters?status=abandoned")
+    await expect(page.get_by_text("No dead letters match these filters.")).to_be_visible()
+
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    await page.goto("/ui/dead-letters")
+    await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+async def test_a_post_without_the_sessions_csrf_token_is_refused_with_403(
+    infra: Infra, operator: Tenant, page: Page
+):
+    await dead_letter(infra, poisoned(operator.id))
+    (letter,) = await eventually(
+        lambda: _items(operator), until=lambda items: len(items) == 1, what="the dead letter"
+    )
+    await log_in(page, key_of(operator.admin))
+    abandon = f"/ui/dead-letters/{letter['id']}/abandon"
+
+    without = await page.request.post(abandon, form={"next": "/ui/dead-letters"})
+    forged = await page.request.post(abandon, form={"csrf_token": "forged"})
+    logout = await page.request.post("/logout")
+    login = await page.request.post("/login", form={"api_key": key_of(operator.admin)})
+
+    assert [r.status for r in (without, forged, logout, login)] == [403, 403, 403, 403]
+    assert (await operator.admin.get(f"/api/dlq/{letter['id']}")).json()["status"] == "pending"
+    await page.goto("/")
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()  # still in
+
+
+async def test_a_revoked_keys_session_stops_working(infra: Infra, operator: Tenant, page: Page):
+    issued = await issue_key(infra.settings(), tenant_id=operator.id, role="admin")
+    await log_in(page, issued.key)
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    cookie = next(c for c in await page.context.cookies() if c["name"].startswith("waybill"))
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert issued.key not in cookie["value"]
+
+    revoked = await operator.admin.post(f"/auth/keys/{issued.key_id}/revoke")
+    assert revoked.status_code == 200, revoked.text
+
+    async def login_page_shown() -> bool:
+        await page.goto("/")
+        return await page.get_by_role("heading", name="Log in").is_visible()
+
+    await eventually(login_page_shown, what="the login page after the revocation")
+
+
+async def _items(operator: Tenant) -> list[dict[str, Any]]:
+    return (await operator.admin.get("/api/dlq")).json()["items"]  # type: ignore[no-any-return]
