@@ -228,6 +228,22 @@ async def test_an_admin_sees_the_apis_figures_on_every_page_retries_by_clicking_
     assert [entry["action"] for entry in detail["audit"]] == ["retried"]
     await screenshot(page, "dead-letters-retried")
 
+    await page.get_by_role("link", name="Retry policy").click()
+    await expect(page.get_by_role("heading", name="Retry policy")).to_be_visible()
+    now = (await api_overview(operator))["dead_letters"]
+    outcomes = await page.eval_on_selector_all(
+        "#outcomes tr[data-failure-type]",
+        """rows => Object.fromEntries(rows.map(r => [r.dataset.failureType, Object.fromEntries(
+             [...r.querySelectorAll('[data-outcome]')].map(c => [c.dataset.outcome, +c.textContent])
+           )]))""",
+    )
+    assert {kind: sum(row.values()) for kind, row in outcomes.items()} == now["by_failure_type"]
+    assert outcomes[POISON]["retrying"] == 1
+    assert outcomes["permanent_not_found"]["pending"] == 1
+    by_status = {s: sum(row[s] for row in outcomes.values()) for s in now["by_status"]}
+    assert by_status == now["by_status"]
+    await screenshot(page, "retry-policy")
+
     await page.goto("/ui/dead-letters?status=abandoned")
     await expect(page.get_by_text("No dead letters match these filters.")).to_be_visible()
 

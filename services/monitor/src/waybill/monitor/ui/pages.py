@@ -6,8 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from waybill.common.auth.dependencies import key_store_of
+from waybill.common.backoff import DEFAULT_RETRY
 from waybill.common.failures import FailureType
 from waybill.common.failures.taxonomy import TAXONOMY
+from waybill.monitor import repository
+from waybill.monitor.domain.lifecycle import STATUSES
 from waybill.monitor.ui.rendering import health_figures, overview_figures, page
 from waybill.monitor.ui.sessions import (
     AdminPost,
@@ -91,4 +94,29 @@ async def taxonomy(request: Request, admin: AdminSession) -> Response:
         counts=counts,
         total=sum(counts.values()),
         nav="taxonomy",
+    )
+
+
+@router.get("/ui/retry-policy")
+async def retry_policy(request: Request, admin: AdminSession) -> Response:
+    """The consumers' retry policy, and what became of the dead letters of each failure type
+    (the counts ``/api/overview`` sums by status and by type, here by both)."""
+    async with request.app.state.engine.connect() as conn:
+        counted = await repository.dead_letter_counts(conn, admin.principal.tenant_id)
+    outcomes: dict[str, dict[str, int]] = {}
+    for row in counted:
+        by_status = outcomes.setdefault(row.failure_type, dict.fromkeys(STATUSES, 0))
+        by_status[row.status] = int(row._mapping["count"])
+    backoff = DEFAULT_RETRY.backoff
+    return page(
+        request,
+        "retry_policy.html",
+        session=admin.session,
+        admin=admin,
+        policy=DEFAULT_RETRY,
+        ceilings=[backoff.ceiling(n) for n in range(1, DEFAULT_RETRY.attempts)],
+        retried={kind.value: TAXONOMY[kind].retried for kind in FailureType},
+        outcomes=dict(sorted(outcomes.items())),
+        statuses=STATUSES,
+        nav="retry_policy",
     )
