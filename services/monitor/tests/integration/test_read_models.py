@@ -120,7 +120,7 @@ async def test_rebuild_from_the_consumed_copy_gives_identical_figures_even_after
     )
     await publish(infra.bootstrap_servers, topics.PAYMENTS_EVENTS, *payment_stream(operator))
     await caught_up(infra, topics.ORDERS_EVENTS, topics.PAYMENTS_EVENTS)
-    before = await overview(operator)
+    before = _projected(await overview(operator))
     assert before["orders"]["by_status"] == {"cancelled": 2}
     # Damage a read model the way a bug would: the rebuild must not depend on it.
     conn = await asyncpg.connect(infra.settings().asyncpg_dsn(service_database("monitor")))
@@ -133,7 +133,7 @@ async def test_rebuild_from_the_consumed_copy_gives_identical_figures_even_after
         )
     finally:
         await conn.close()
-    assert await overview(operator) != before
+    assert _projected(await overview(operator)) != before
 
     rebuilt = await asyncio.to_thread(
         subprocess.run,
@@ -146,7 +146,15 @@ async def test_rebuild_from_the_consumed_copy_gives_identical_figures_even_after
 
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "rebuilt from" in rebuilt.stdout
-    assert await overview(operator) == before
+    assert _projected(await overview(operator)) == before
+
+
+def _projected(figures: dict) -> dict:
+    """The overview's figures that come from events (what a rebuild recomputes). Dead letters
+    are records with a status of their own, not a projection: and the orders service of the
+    session dead-letters these payment events (their orders are unknown there) whenever its
+    retries end, before or after the rebuild."""
+    return {name: value for name, value in figures.items() if name != "dead_letters"}
 
 
 async def test_the_feed_lists_the_tenants_newest_events_only(
