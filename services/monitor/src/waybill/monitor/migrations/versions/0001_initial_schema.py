@@ -11,6 +11,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from waybill.common.eventstore.migration import create_common_tables, drop_common_tables
+
 # revision identifiers, used by Alembic.
 revision: str = '0001'
 down_revision: Union[str, Sequence[str], None] = None
@@ -101,29 +103,7 @@ def upgrade() -> None:
     sa.Column('ingested_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('topic', 'partition', 'offset')
     )
-    op.create_table('events',
-    sa.Column('global_position', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('stream_id', sa.Text(), nullable=False),
-    sa.Column('stream_type', sa.Text(), nullable=False),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('type', sa.Text(), nullable=False),
-    sa.Column('schema_version', sa.Integer(), server_default='1', nullable=False),
-    sa.Column('tenant_id', sa.Text(), nullable=False),
-    sa.Column('data', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('metadata', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('global_position'),
-    sa.UniqueConstraint('event_id'),
-    sa.UniqueConstraint('stream_id', 'version', name='uq_events_stream_version')
-    )
-    op.create_index('ix_events_tenant', 'events', ['tenant_id', 'global_position'], unique=False)
-    op.create_table('inbox',
-    sa.Column('consumer_group', sa.Text(), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('consumer_group', 'event_id', name='pk_inbox')
-    )
+    create_common_tables()  # the kit's one definition (waybill.common.eventstore.migration)
     op.create_table('notification_states',
     sa.Column('tenant_id', sa.Text(), nullable=False),
     sa.Column('notification_id', sa.Text(), nullable=False),
@@ -140,16 +120,6 @@ def upgrade() -> None:
     sa.Column('sequence', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'order_id')
-    )
-    op.create_table('outbox',
-    sa.Column('id', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('topic', sa.Text(), nullable=False),
-    sa.Column('key', sa.LargeBinary(), nullable=False),
-    sa.Column('value', sa.LargeBinary(), nullable=False),
-    sa.Column('headers', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('id')
     )
     op.create_table('payment_states',
     sa.Column('tenant_id', sa.Text(), nullable=False),
@@ -192,12 +162,9 @@ def downgrade() -> None:
     op.drop_table('webhook_messages')
     op.drop_table('shipment_states')
     op.drop_table('payment_states')
-    op.drop_table('outbox')
+    drop_common_tables()
     op.drop_table('order_states')
     op.drop_table('notification_states')
-    op.drop_table('inbox')
-    op.drop_index('ix_events_tenant', table_name='events')
-    op.drop_table('events')
     op.drop_table('dlq_records')
     op.drop_index('ix_dead_letters_tenant_fingerprint', table_name='dead_letters')
     op.drop_index('ix_dead_letters_tenant_created', table_name='dead_letters')

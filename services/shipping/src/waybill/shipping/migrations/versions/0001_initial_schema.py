@@ -11,6 +11,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from waybill.common.eventstore.migration import create_common_tables, drop_common_tables
+
 # revision identifiers, used by Alembic.
 revision: str = '0001'
 down_revision: Union[str, Sequence[str], None] = None
@@ -37,29 +39,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_agents_tenant_created', 'agents', ['tenant_id', 'created_at', 'agent_id'], unique=False)
     op.create_index('ix_agents_zip_codes', 'agents', ['service_zip_codes'], unique=False, postgresql_using='gin')
-    op.create_table('events',
-    sa.Column('global_position', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('stream_id', sa.Text(), nullable=False),
-    sa.Column('stream_type', sa.Text(), nullable=False),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('type', sa.Text(), nullable=False),
-    sa.Column('schema_version', sa.Integer(), server_default='1', nullable=False),
-    sa.Column('tenant_id', sa.Text(), nullable=False),
-    sa.Column('data', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('metadata', postgresql.JSONB(astext_type=sa.Text()), server_default='{}', nullable=False),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('global_position'),
-    sa.UniqueConstraint('event_id'),
-    sa.UniqueConstraint('stream_id', 'version', name='uq_events_stream_version')
-    )
-    op.create_index('ix_events_tenant', 'events', ['tenant_id', 'global_position'], unique=False)
-    op.create_table('inbox',
-    sa.Column('consumer_group', sa.Text(), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('consumer_group', 'event_id', name='pk_inbox')
-    )
+    create_common_tables()  # the kit's one definition (waybill.common.eventstore.migration)
     op.create_table('offers',
     sa.Column('assignment_id', sa.Text(), nullable=False),
     sa.Column('agent_id', sa.Text(), nullable=False),
@@ -74,16 +54,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('assignment_id', 'agent_id', name='pk_offers')
     )
     op.create_index('ix_offers_agent_status', 'offers', ['agent_id', 'status', 'expires_at'], unique=False)
-    op.create_table('outbox',
-    sa.Column('id', sa.BigInteger(), sa.Identity(always=True), nullable=False),
-    sa.Column('event_id', sa.UUID(), nullable=False),
-    sa.Column('topic', sa.Text(), nullable=False),
-    sa.Column('key', sa.LargeBinary(), nullable=False),
-    sa.Column('value', sa.LargeBinary(), nullable=False),
-    sa.Column('headers', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.PrimaryKeyConstraint('id')
-    )
     op.create_table('shipments',
     sa.Column('shipment_id', sa.Text(), nullable=False),
     sa.Column('tenant_id', sa.Text(), nullable=False),
@@ -136,12 +106,9 @@ def downgrade() -> None:
     op.drop_index('ix_shipments_dispatch', table_name='shipments', postgresql_where=sa.text('dispatch_at IS NOT NULL'))
     op.drop_index('ix_shipments_agent_active', table_name='shipments', postgresql_where=sa.text("status IN ('pending', 'in_transit', 'failed')"))
     op.drop_table('shipments')
-    op.drop_table('outbox')
+    drop_common_tables()
     op.drop_index('ix_offers_agent_status', table_name='offers')
     op.drop_table('offers')
-    op.drop_table('inbox')
-    op.drop_index('ix_events_tenant', table_name='events')
-    op.drop_table('events')
     op.drop_index('ix_agents_zip_codes', table_name='agents', postgresql_using='gin')
     op.drop_index('ix_agents_tenant_created', table_name='agents')
     op.drop_table('agents')
