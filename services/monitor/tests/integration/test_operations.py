@@ -19,8 +19,9 @@ from tests.monitor_stack import dead_letter
 from waybill.common.contracts.orders import OrderCancelled
 from waybill.common.envelope import EventEnvelope
 from waybill.common.settings import service_database
+from waybill.common.topics import retry_topic
 from waybill.devstack.eventually import eventually
-from waybill.devstack.records import envelope
+from waybill.devstack.records import envelope, read_records
 from waybill.devstack.testing import Infra, Tenant
 
 pytestmark = pytest.mark.infra
@@ -62,6 +63,18 @@ async def job_of(operator: Tenant, job_id: str, until: Any, what: str) -> dict[s
         return answer.json()  # type: ignore[no-any-return]
 
     return await eventually(probe, until=until, what=what)
+
+
+async def waiting_on_lock(conn: asyncpg.Connection, table: str) -> int:
+    """How many other sessions wait for a lock in a statement on ``table``. (``conn`` may be
+    inside a transaction: the activity snapshot it would keep is dropped first.)"""
+    await conn.execute("SELECT pg_stat_clear_snapshot()")
+    found = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query LIKE $1 AND pid <> pg_backend_pid()",
+        f"%{table}%",
+    )
+    return int(found)
 
 
 @pytest.fixture
@@ -152,10 +165,7 @@ async def test_a_cancelled_running_job_stops_before_its_next_dead_letter(
         cancel = asyncio.create_task(operator.admin.post(f"/api/jobs/{job_id}/cancel"))
 
         async def cancel_waits_or_done() -> bool:
-            waiting = await monitor_db.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%dlq_jobs%' AND pid <> pg_backend_pid()"
-            )
+            waiting = await waiting_on_lock(monitor_db, "dlq_jobs")
             return cancel.done() or waiting >= 1
 
         await eventually(cancel_waits_or_done, what="the cancel reached the job's lock")
@@ -306,3 +316,60 @@ async def test_the_queues_view_gathers_every_services_work_queues(infra: Infra, 
     assert [q["name"] for q in own.json()["queues"]] == ["dlq-bulk"]
     refused = await operator.service.get("/api/queues")
     assert refused.status_code == 403
+
+
+async def test_a_bulk_retry_redelivers_each_to_its_group_and_a_critical_job_runs_first(
+    infra: Infra, operator: Tenant, monitor_db: asyncpg.Connection
+):
+    blocker, normal, critical = (fingerprint() for _ in range(3))
+    (held_letter,) = await letters(infra, operator, 1, fingerprint=blocker)
+    (normal_letter,) = await letters(infra, operator, 1, fingerprint=normal)
+    (critical_letter,) = await letters(infra, operator, 1, fingerprint=critical)
+    # One bulk job runs at a time: while the first waits on its held dead letter, a normal and
+    # then a critical job are queued behind it.
+    held = monitor_db.transaction()
+    await held.start()
+    await monitor_db.execute(
+        "SELECT 1 FROM dead_letters WHERE id = $1 FOR UPDATE", held_letter["id"]
+    )
+    try:
+        first = await operator.admin.post(
+            "/api/dlq/bulk", json={"filter": {"fingerprint": blocker}, "action": "abandon"}
+        )
+
+        async def first_waits() -> int:
+            return await waiting_on_lock(monitor_db, "dead_letters")
+
+        await eventually(first_waits, until=lambda n: n >= 1, what="the first job waiting")
+        later = await operator.admin.post(
+            "/api/dlq/bulk", json={"filter": {"fingerprint": normal}, "action": "retry"}
+        )
+        urgent = await operator.admin.post(
+            "/api/dlq/bulk",
+            json={"filter": {"fingerprint": critical}, "action": "retry", "priority": "critical"},
+        )
+    finally:
+        await held.rollback()
+    jobs = [answer.json()["job_id"] for answer in (first, later, urgent)]
+    for job_id in jobs:
+        await job_of(operator, job_id, lambda j: j["status"] == "succeeded", "each job done")
+
+    done_at = dict(
+        await monitor_db.fetch(
+            "SELECT job_id, done_at FROM dlq_job_items WHERE job_id = ANY($1)", jobs[1:]
+        )
+    )
+    assert done_at[jobs[2]] < done_at[jobs[1]]  # the critical job was worked first
+    for letter, priority in ((critical_letter, "critical"), (normal_letter, "normal")):
+        detail = (await operator.admin.get(f"/api/dlq/{letter['id']}")).json()
+        assert detail["status"] == "retrying"
+        (entry,) = detail["audit"]
+        assert entry["action"] == "retried"
+        assert entry["detail"]["priority"] == priority
+        assert entry["detail"]["topic"] == retry_topic("payments")
+        (record,) = await read_records(
+            infra.bootstrap_servers,
+            retry_topic("payments"),
+            lambda r, lid=letter["id"]: r.headers.get("dlq_retry_id") == lid,
+        )
+        assert record.headers["dlq_retry_priority"] == priority

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from waybill.common.auth import Principal, require_role
 from waybill.common.http.errors import ErrorStatus
@@ -35,6 +36,21 @@ from waybill.monitor.views import (
     QueuesOverview,
 )
 
+
+class DeadLetterIdConvertor(Convertor[str]):
+    """A path segment that is a dead letter's id: ``/api/dlq/bulk`` (POST) is then no
+    ``GET /api/dlq/{dead_letter_id}``, so a wrong method on it is told ``Allow: POST`` only."""
+
+    regex = "dlq_[0-9a-f]{32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("dead_letter_id", DeadLetterIdConvertor())
 router = APIRouter(prefix="/api", tags=["monitor"])
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 
@@ -275,7 +291,9 @@ async def cancel_job(job_id: JobId, jobs: Jobs, admin: Admin) -> JobView:
     return JobView.from_row(await jobs.cancel(admin.tenant_id, job_id))
 
 
-@router.get("/dlq/{dead_letter_id}", response_model=DeadLetterDetail, responses=NOT_FOUND)
+@router.get(
+    "/dlq/{dead_letter_id:dead_letter_id}", response_model=DeadLetterDetail, responses=NOT_FOUND
+)
 async def get_dead_letter(
     dead_letter_id: DeadLetterId, svc: Letters, admin: Admin
 ) -> DeadLetterDetail:
