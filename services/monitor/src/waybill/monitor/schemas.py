@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from waybill.common.http.models import StrictModel
 from waybill.monitor.domain.lifecycle import Priority
 
 
@@ -31,11 +32,11 @@ DeadLetterIdText = Annotated[str, StringConstraints(pattern=r"^dlq_[0-9a-f]{32}$
 FilterName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class BulkFilter(BaseModel):
+class BulkFilter(StrictModel):
     """Which dead letters (each field: equal to; absent: any). A bulk job acts on pending dead
     letters only, so there is no ``status``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     failure_type: FilterName | None = None
     service: FilterName | None = None
@@ -51,8 +52,10 @@ def _selection_schema(schema: dict[str, Any]) -> None:
         field["anyOf"] = [kind for kind in field["anyOf"] if kind.get("type") != "null"]
 
 
-class BulkIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_selection_schema)
+class BulkIn(StrictModel):
+    """Strict: no type coercion (``"dry_run": 0`` is 422, not false)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_selection_schema)
 
     ids: list[DeadLetterIdText] | None = Field(
         default=None, min_length=1, max_length=1000, description="these dead letters"
