@@ -25,7 +25,11 @@ STOPPED = ("payments", "shipping", "notifier")
 
 @pytest.fixture(scope="session")
 def monitor_service(infra: Infra, orders_service: ServiceProcess) -> Iterator[ServiceProcess]:
-    env = {"WAYBILL_MONITOR_ORDERS_URL": orders_service.url}
+    env = {
+        "WAYBILL_MONITOR_ORDERS_URL": orders_service.url,
+        # Retention runs often here, so a test sees a round soon after it aged its rows.
+        "WAYBILL_MONITOR_DLQ_RETENTION_INTERVAL_S": "0.5",
+    }
     env.update(
         {
             f"WAYBILL_MONITOR_{name.upper()}_URL": f"http://127.0.0.1:{free_port()}"

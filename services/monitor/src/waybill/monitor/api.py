@@ -3,33 +3,65 @@ map. Every route is a tenant's admins' own: another tenant's dead letter is 404.
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from waybill.common.auth import Principal, require_role
 from waybill.common.http.errors import ErrorStatus
 from waybill.common.http.openapi import problem_responses
 from waybill.common.http.pagination import Page, PageParams, page_params
 from waybill.common.keyset import next_cursor, position_from_cursor
-from waybill.monitor import health, overview
+from waybill.monitor import fleet, health, overview
+from waybill.monitor.bulk import BulkJobs
 from waybill.monitor.dead_letters import DeadLetters
 from waybill.monitor.domain import errors
 from waybill.monitor.domain.lifecycle import Status
-from waybill.monitor.schemas import RetryIn
+from waybill.monitor.export import csv_rows
+from waybill.monitor.schemas import BulkIn, RetryIn
 from waybill.monitor.settings import MonitorSettings
 from waybill.monitor.views import (
+    BulkCount,
+    BulkJobCreated,
     DeadLetterDetail,
     DeadLetterView,
     Feed,
     GroupView,
     HealthView,
+    JobView,
     Overview,
+    QueuesOverview,
 )
 
+
+class DeadLetterIdConvertor(Convertor[str]):
+    """A path segment that is a dead letter's id: ``/api/dlq/bulk`` (POST) is then no
+    ``GET /api/dlq/{dead_letter_id}``, so a wrong method on it is told ``Allow: POST`` only."""
+
+    regex = "dlq_[0-9a-f]{32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("dead_letter_id", DeadLetterIdConvertor())
 router = APIRouter(prefix="/api", tags=["monitor"])
 Admin = Annotated[Principal, Depends(require_role("admin"))]
+
+
+async def admin_tenant(admin: Admin) -> str:
+    """Who may read the monitor's own ``GET /admin/queues``: a tenant's admins."""
+    return admin.tenant_id
+
+
 DeadLetterId = Annotated[str, Path(pattern=r"^dlq_[0-9a-f]{32}$")]
+JobId = Annotated[str, Path(pattern=r"^job_[0-9a-f]{32}$")]
 NOT_FOUND = problem_responses({404: ["DEAD_LETTER_NOT_FOUND"]})
 
 # The one place the monitor's error codes meet HTTP (STYLE.md #14), handed to create_app.
@@ -40,6 +72,8 @@ ERROR_STATUS: ErrorStatus = {
     errors.InvalidEventData.code: 422,
     errors.DataNotEditable.code: 422,
     errors.RetryUnavailable.code: 503,
+    errors.JobNotFound.code: 404,
+    errors.JobFinished.code: 409,
 }
 
 
@@ -48,6 +82,13 @@ async def dead_letters(request: Request) -> DeadLetters:
 
 
 Letters = Annotated[DeadLetters, Depends(dead_letters)]
+
+
+async def bulk_jobs(request: Request) -> BulkJobs:
+    return request.app.state.bulk_jobs  # type: ignore[no-any-return]
+
+
+Jobs = Annotated[BulkJobs, Depends(bulk_jobs)]
 Name = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
@@ -75,10 +116,72 @@ Paging = Annotated[PageParams, Depends(page_params)]
 @router.get("/overview", response_model=Overview)
 async def get_overview(request: Request, admin: Admin) -> Overview:
     """The tenant's orders, shipments, payments, revenue, webhook deliveries, notifications and
-    dead letters, by status."""
-    return Overview.model_validate(
-        await overview.overview(request.app.state.engine, admin.tenant_id)
+    dead letters, by status; and, read now: consumer lag per group and partition (from the
+    broker), each service's outbox backlog and circuit breakers (from its ``/metrics``; a
+    service that does not answer is ``unknown``), and service health (``/api/health``)."""
+    state = request.app.state
+    settings: MonitorSettings = state.settings
+    timeout_s = settings.monitor_scrape_timeout_s
+
+    async def metrics_of(url: str) -> dict[str, Any]:
+        return await fleet.scrape(state.health_client, url, timeout_s)
+
+    figures, lag, scraped, healthy = await asyncio.gather(
+        overview.overview(state.engine, admin.tenant_id),
+        state.operations.lag.read(),
+        fleet.gather(settings.service_urls(), metrics_of),
+        _health(request),
     )
+    return Overview.model_validate(
+        {
+            **figures,
+            "consumer_lag": lag,
+            "outbox_backlog": {
+                name: {k: v for k, v in found.items() if k != "breakers"}
+                for name, found in scraped.items()
+            },
+            "circuit_breakers": {
+                name: {
+                    "status": found["status"],
+                    "breakers": found["breakers"],
+                    **({"error": found["error"]} if "error" in found else {}),
+                }
+                for name, found in scraped.items()
+            },
+            "service_health": healthy,
+        }
+    )
+
+
+async def _health(request: Request) -> dict[str, Any]:
+    settings: MonitorSettings = request.app.state.settings
+    return await health.service_health(
+        request.app.state.health_client,
+        settings.service_urls(),
+        settings.monitor_health_timeout_s,
+        request.app.state.own_checks,
+    )
+
+
+@router.get("/queues", response_model=QueuesOverview)
+async def get_queues(request: Request, admin: Admin) -> QueuesOverview:
+    """Every service's work queues (its ``GET /admin/queues``, asked with the caller's own key:
+    depth, running, failed, oldest waiting age, the tenant's last jobs), the monitor's own
+    included; ``none``: a service without work queues, ``unknown``: one that did not answer."""
+    state = request.app.state
+    settings: MonitorSettings = state.settings
+    authorization = request.headers.get("authorization", "")
+
+    async def queues_of(url: str) -> dict[str, Any]:
+        return await fleet.service_queues(
+            state.health_client, url, settings.monitor_scrape_timeout_s, authorization
+        )
+
+    services = await fleet.gather(settings.service_urls(), queues_of)
+    services["monitor"] = await fleet.own_queues(
+        state.engine, [state.operations.queue], admin.tenant_id
+    )
+    return QueuesOverview.model_validate({"services": services})
 
 
 @router.get("/events", response_model=Feed)
@@ -92,14 +195,7 @@ async def recent_events(request: Request, admin: Admin) -> Feed:
 async def get_health(request: Request, admin: Admin) -> HealthView:
     """Every service's readiness, polled now: ``healthy`` when all are ready, ``unhealthy`` when
     orders, the broker or a database is down, else ``degraded``."""
-    settings: MonitorSettings = request.app.state.settings
-    answer = await health.service_health(
-        request.app.state.health_client,
-        settings.service_urls(),
-        settings.monitor_health_timeout_s,
-        request.app.state.own_checks,
-    )
-    return HealthView.model_validate(answer)
+    return HealthView.model_validate(await _health(request))
 
 
 @router.get("/dlq", response_model=Page[DeadLetterView])
@@ -129,7 +225,75 @@ async def dead_letter_groups(
     )
 
 
-@router.get("/dlq/{dead_letter_id}", response_model=DeadLetterDetail, responses=NOT_FOUND)
+@router.get(
+    "/dlq/export.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "one row per dead letter, the list's columns, newest first",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def export_dead_letters(svc: Letters, admin: Admin, filters: Filters) -> StreamingResponse:
+    """The tenant's dead letters matching the filters as CSV, streamed page by page."""
+    return StreamingResponse(
+        csv_rows(svc, admin.tenant_id, filters),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="dead-letters.csv"'},
+    )
+
+
+@router.post(
+    "/dlq/bulk",
+    status_code=202,
+    response_model=BulkJobCreated,
+    responses={200: {"model": BulkCount, "description": "a dry run: the selection's count"}},
+)
+async def bulk_action(body: BulkIn, jobs: Jobs, admin: Admin) -> BulkJobCreated | JSONResponse:
+    """Retry or abandon the tenant's *pending* dead letters among ``ids`` and matching
+    ``filter``, as a durable job (202; follow it at ``GET /api/jobs/{job_id}``); a dry run
+    only counts them (200). Critical-priority jobs are worked first; each dead letter gets
+    its audit entry naming the job."""
+    filters = body.filters()
+    if body.dry_run:
+        count = await jobs.count(admin.tenant_id, body.ids, filters)
+        return JSONResponse(BulkCount(count=count).model_dump(), status_code=200)
+    job_id, count = await jobs.create(
+        admin.tenant_id,
+        admin.key_id,
+        action=body.action,
+        priority=body.priority,
+        ids=body.ids,
+        filters=filters,
+    )
+    return BulkJobCreated(job_id=job_id, count=count)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobView,
+    responses=problem_responses({404: ["JOB_NOT_FOUND"]}),
+)
+async def get_job(job_id: JobId, jobs: Jobs, admin: Admin) -> JobView:
+    """A bulk job's status and progress."""
+    return JobView.from_row(await jobs.get(admin.tenant_id, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobView,
+    responses=problem_responses({404: ["JOB_NOT_FOUND"], 409: ["JOB_ALREADY_FINISHED"]}),
+)
+async def cancel_job(job_id: JobId, jobs: Jobs, admin: Admin) -> JobView:
+    """Cancel a queued or running bulk job: a running one stops before its next dead letter
+    (what it did stays done). Cancelling a cancelled job is a no-op; a finished one is 409."""
+    return JobView.from_row(await jobs.cancel(admin.tenant_id, job_id))
+
+
+@router.get(
+    "/dlq/{dead_letter_id:dead_letter_id}", response_model=DeadLetterDetail, responses=NOT_FOUND
+)
 async def get_dead_letter(
     dead_letter_id: DeadLetterId, svc: Letters, admin: Admin
 ) -> DeadLetterDetail:

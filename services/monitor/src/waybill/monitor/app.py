@@ -23,7 +23,7 @@ from waybill.common.lifecycle import Role
 from waybill.common.registry import EventRegistry
 from waybill.common.service import ServiceKit
 from waybill.common.topics import RETRY_OUTCOMES
-from waybill.monitor import tables
+from waybill.monitor import operations, tables
 from waybill.monitor.api import ERROR_STATUS, router
 from waybill.monitor.dead_letters import DeadLetters
 from waybill.monitor.ingest import Ingest
@@ -86,7 +86,9 @@ def build_app(settings: MonitorSettings | None = None) -> FastAPI:
     letters = DeadLetters(
         kit.engine, schemas, bootstrap_servers=settings.bootstrap_servers, notifier=notifier_client
     )
-    kit.life.component(Role.API, "dead-letters", lambda: letters)
+    # Every role: the API retries one dead letter, the bulk jobs' worker many.
+    kit.life.component(None, "dead-letters", lambda: letters)
+    ops = operations.wire(kit, settings, letters)
     health_client = httpx.AsyncClient()
     kit.life.cleanup("notifier-client", notifier_client.aclose)
     kit.life.cleanup("health-client", health_client.aclose)
@@ -97,7 +99,7 @@ def build_app(settings: MonitorSettings | None = None) -> FastAPI:
     app = create_app(
         service=SERVICE,
         settings=settings,
-        routers=[router],
+        routers=[router, *ops.routers],
         error_status=ERROR_STATUS,
         health_checks=own_checks,
         lifespan=kit.life.lifespan,
@@ -116,5 +118,7 @@ def build_app(settings: MonitorSettings | None = None) -> FastAPI:
     app.state.own_checks = own_checks
     app.state.health_client = health_client
     app.state.dead_letters = letters
+    app.state.operations = ops
+    app.state.bulk_jobs = ops.bulk
     install_ui(app, settings)
     return app

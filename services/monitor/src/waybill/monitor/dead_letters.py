@@ -107,11 +107,22 @@ class DeadLetters:
 
     async def abandon(self, tenant_id: str, dead_letter_id: str, actor: str) -> Row[Any]:
         async with self._engine.begin() as conn:
-            letter = await self._locked(conn, tenant_id, dead_letter_id)
-            status = act(letter.status, "abandon", dead_letter_id)
-            await repository.update_dead_letter(conn, dead_letter_id, status=status)
-            await repository.add_audit(conn, dead_letter_id, actor, "abandoned", {})
+            await self.abandon_in(conn, tenant_id, dead_letter_id, actor)
         return await self._fresh(tenant_id, dead_letter_id)
+
+    async def abandon_in(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        dead_letter_id: str,
+        actor: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Abandon a pending dead letter in ``conn``'s transaction (a bulk job's item)."""
+        letter = await self._locked(conn, tenant_id, dead_letter_id)
+        status = act(letter.status, "abandon", dead_letter_id)
+        await repository.update_dead_letter(conn, dead_letter_id, status=status)
+        await repository.add_audit(conn, dead_letter_id, actor, "abandoned", detail or {})
 
     async def retry(
         self,
@@ -124,24 +135,15 @@ class DeadLetters:
         authorization: str,
     ) -> Row[Any]:
         async with self._engine.begin() as conn:
-            letter = await self._locked(conn, tenant_id, dead_letter_id)
-            status = act(letter.status, "retry", dead_letter_id)
-            detail: dict[str, Any] = {"priority": priority}
-            if letter.kind == "delivery":
-                if data is not None:
-                    raise DataNotEditable("a webhook message is replayed as it was sent")
-                await self._replay(letter, authorization)
-            else:
-                value = letter.record_value
-                if data is not None:
-                    value = self._edited(letter, data)
-                    detail["data"] = {"before": _json_or_none(letter.record_value), "after": data}
-                await self._redeliver(letter, value, priority)
-                detail["topic"] = retry_topic(letter.consumer_group)
-            await repository.update_dead_letter(
-                conn, dead_letter_id, status=status, retries=letter.retries + 1
+            letter = await self.retry_in(
+                conn,
+                tenant_id,
+                dead_letter_id,
+                actor,
+                priority=priority,
+                data=data,
+                authorization=authorization,
             )
-            await repository.add_audit(conn, dead_letter_id, actor, "retried", detail)
         log.info(
             "monitor_dead_letter_retried",
             dead_letter_id=dead_letter_id,
@@ -151,6 +153,46 @@ class DeadLetters:
             edited=data is not None,
         )
         return await self._fresh(tenant_id, dead_letter_id)
+
+    async def retry_in(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        dead_letter_id: str,
+        actor: str,
+        *,
+        priority: str,
+        data: dict[str, Any] | None = None,
+        authorization: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Row[Any]:
+        """Retry a pending dead letter in ``conn``'s transaction; returns it as it was. A
+        ``delivery`` one needs the caller's ``authorization`` (the notifier's replay is done
+        with the admin's own key, which the monitor never stores)."""
+        letter = await self._locked(conn, tenant_id, dead_letter_id)
+        status = act(letter.status, "retry", dead_letter_id)
+        audit: dict[str, Any] = {"priority": priority, **(detail or {})}
+        if letter.kind == "delivery":
+            if data is not None:
+                raise DataNotEditable("a webhook message is replayed as it was sent")
+            if authorization is None:
+                raise RetryUnavailable(
+                    "a webhook message is replayed with the admin's own key: retry it by itself "
+                    "(POST /api/dlq/{id}/retry)"
+                )
+            await self._replay(letter, authorization)
+        else:
+            value = letter.record_value
+            if data is not None:
+                value = self._edited(letter, data)
+                audit["data"] = {"before": _json_or_none(letter.record_value), "after": data}
+            await self._redeliver(letter, value, priority)
+            audit["topic"] = retry_topic(letter.consumer_group)
+        await repository.update_dead_letter(
+            conn, dead_letter_id, status=status, retries=letter.retries + 1
+        )
+        await repository.add_audit(conn, dead_letter_id, actor, "retried", audit)
+        return letter  # type: ignore[no-any-return]
 
     def _edited(self, letter: Row[Any], data: dict[str, Any]) -> bytes:
         """``data`` as the record's new value, if the event type's schema accepts it."""

@@ -31,6 +31,16 @@ class MonitorSettings(WaybillSettings):
     # The notifier's replay of a delivery dead letter is bounded too.
     monitor_replay_timeout_s: float = Field(default=10.0, gt=0)
 
+    # Retention: resolved and abandoned dead letters older than this (by their last change) are
+    # deleted by a periodic job every ``..._interval_s``; an unresolved one never is.
+    monitor_dlq_retention_s: float = Field(default=30 * 86_400.0, gt=0)
+    monitor_dlq_retention_interval_s: float = Field(default=3600.0, gt=0)
+    # The bulk jobs' worker wakes on a NOTIFY; this is its fallback poll.
+    monitor_bulk_poll_s: float = Field(default=5.0, gt=0)
+    # Each read of a service's /metrics or /admin/queues, and of the broker's offsets, is
+    # bounded: a service that does not answer in time is shown as unknown.
+    monitor_scrape_timeout_s: float = Field(default=2.0, gt=0)
+
     def service_urls(self) -> dict[str, str]:
         """Every polled service's base URL by name."""
         return {

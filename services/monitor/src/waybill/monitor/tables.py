@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from waybill.common.eventstore.schema import define_common_tables
+from waybill.common.queue import define_queue_tables
 
 metadata = MetaData()
 events, outbox, inbox = define_common_tables(metadata)
@@ -178,3 +179,47 @@ dead_letter_audit = Table(
     Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("ix_dead_letter_audit_letter", dead_letter_audit.c.dead_letter_id, dead_letter_audit.c.id)
+
+# --- bulk jobs (``bulk``) -------------------------------------------------------------------
+
+# The kit's work queue: one queue job per bulk job runs it (``bulk.BULK_QUEUE``).
+queue_jobs, queue_keys = define_queue_tables(metadata)
+
+# A bulk retry or abandon of dead letters: its selection (``dlq_job_items``) is taken when it
+# is created, its progress counted as each item is done, in the item's own transaction.
+dlq_jobs = Table(
+    "dlq_jobs",
+    metadata,
+    Column("id", Text, primary_key=True),  # job_<uuid hex>
+    Column("tenant_id", Text, nullable=False),
+    Column("action", Text, nullable=False),  # retry | abandon
+    Column("priority", Text, nullable=False),  # normal | high | critical
+    Column("status", Text, nullable=False),  # queued | running | succeeded | failed | cancelled
+    Column("actor", Text, nullable=False),
+    Column("selection", JSONB, nullable=False),  # the request's ids and filter, as given
+    Column("total", Integer, nullable=False),
+    Column("processed", Integer, nullable=False, server_default="0"),
+    Column("succeeded", Integer, nullable=False, server_default="0"),
+    Column("failed", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_dlq_jobs_tenant_created", dlq_jobs.c.tenant_id, dlq_jobs.c.created_at)
+
+# One row per dead letter of a job's selection, in the order the job works through them;
+# ``outcome`` (succeeded | failed) is set when it was done.
+dlq_job_items = Table(
+    "dlq_job_items",
+    metadata,
+    Column("job_id", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("dead_letter_id", Text, nullable=False),
+    Column("outcome", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("done_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("job_id", "position"),
+)
+
+# Retention finds finished dead letters by their last change.
+Index("ix_dead_letters_status_updated", dead_letters.c.status, dead_letters.c.updated_at)

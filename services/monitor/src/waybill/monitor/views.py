@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from waybill.common.queue import JobSummary
+from waybill.common.queue.admin import QueueView
+
 
 def _m(row: Any) -> Any:
     return getattr(row, "_mapping", row)
@@ -125,16 +128,6 @@ class DeadLetterFigures(ByStatus):
     by_failure_type: dict[str, int]
 
 
-class Overview(BaseModel):
-    orders: ByStatus
-    shipments: ByStatus
-    payments: PaymentFigures
-    revenue: dict[str, Revenue] = Field(description="by currency")
-    webhook_deliveries: dict[Literal["last_hour", "last_24h"], WebhookWindow]
-    notifications: NotificationFigures
-    dead_letters: DeadLetterFigures
-
-
 class FeedEvent(BaseModel):
     event_id: str
     type: str
@@ -174,3 +167,90 @@ def _value(value: bytes | None) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+class BulkCount(BaseModel):
+    count: int = Field(description="pending dead letters the selection has")
+
+
+class BulkJobCreated(BulkCount):
+    job_id: str
+
+
+class JobView(BaseModel):
+    id: str
+    action: Literal["retry", "abandon"]
+    priority: Literal["normal", "high", "critical"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    total: int
+    processed: int
+    succeeded: int
+    failed: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobView:
+        m = _m(row)
+        return cls(**{name: m[name] for name in cls.model_fields})
+
+
+class PartitionLag(BaseModel):
+    topic: str
+    partition: int
+    committed: int = Field(description="the group's committed offset")
+    end: int = Field(description="the partition's end offset")
+    lag: int
+
+
+class GroupLag(BaseModel):
+    total: int
+    partitions: list[PartitionLag]
+
+
+class ConsumerLag(BaseModel):
+    status: Literal["ok", "unknown"] = Field(description="unknown: the broker did not answer")
+    groups: dict[str, GroupLag] = Field(description="by consumer group (the broker's, any tenant)")
+    error: str | None = None
+
+
+class OutboxBacklog(BaseModel):
+    status: Literal["ok", "unknown"] = Field(description="unknown: its /metrics did not answer")
+    outbox_backlog: int | None = Field(description="outbox rows not yet published")
+    error: str | None = None
+
+
+class Breakers(BaseModel):
+    status: Literal["ok", "unknown"]
+    breakers: dict[str, Literal["closed", "half_open", "open", "unknown"]] = Field(
+        description="by dependency"
+    )
+    error: str | None = None
+
+
+class Overview(BaseModel):
+    orders: ByStatus
+    shipments: ByStatus
+    payments: PaymentFigures
+    revenue: dict[str, Revenue] = Field(description="by currency")
+    webhook_deliveries: dict[Literal["last_hour", "last_24h"], WebhookWindow]
+    notifications: NotificationFigures
+    dead_letters: DeadLetterFigures
+    consumer_lag: ConsumerLag
+    outbox_backlog: dict[str, OutboxBacklog] = Field(description="by service")
+    circuit_breakers: dict[str, Breakers] = Field(description="by service")
+    service_health: HealthView
+
+
+class ServiceQueues(BaseModel):
+    status: Literal["ok", "none", "unknown"] = Field(
+        description="none: the service has no work queues; unknown: it did not answer"
+    )
+    queues: list[QueueView]
+    recent_jobs: list[JobSummary]
+    error: str | None = None
+
+
+class QueuesOverview(BaseModel):
+    services: dict[str, ServiceQueues] = Field(description="by service, the monitor included")

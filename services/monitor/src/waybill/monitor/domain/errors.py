@@ -44,3 +44,14 @@ class RetryUnavailable(MonitorError):
 
     code = "RETRY_UNAVAILABLE"
     failure_type = FailureType.EXTERNAL_SERVICE_UNAVAILABLE
+
+
+class JobNotFound(MonitorError):
+    code = "JOB_NOT_FOUND"
+    failure_type = FailureType.PERMANENT_NOT_FOUND
+
+
+class JobFinished(MonitorError):
+    """A bulk job that already succeeded or failed cannot be cancelled."""
+
+    code = "JOB_ALREADY_FINISHED"
