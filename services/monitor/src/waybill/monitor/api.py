@@ -119,6 +119,11 @@ async def get_overview(request: Request, admin: Admin) -> Overview:
     dead letters, by status; and, read now: consumer lag per group and partition (from the
     broker), each service's outbox backlog and circuit breakers (from its ``/metrics``; a
     service that does not answer is ``unknown``), and service health (``/api/health``)."""
+    return await full_overview(request, admin.tenant_id)
+
+
+async def full_overview(request: Request, tenant_id: str) -> Overview:
+    """``/api/overview``'s figures for ``tenant_id`` (the UI's pages show the same ones)."""
     state = request.app.state
     settings: MonitorSettings = state.settings
     timeout_s = settings.monitor_scrape_timeout_s
@@ -127,7 +132,7 @@ async def get_overview(request: Request, admin: Admin) -> Overview:
         return await fleet.scrape(state.health_client, url, timeout_s)
 
     figures, lag, scraped, healthy = await asyncio.gather(
-        overview.overview(state.engine, admin.tenant_id),
+        overview.overview(state.engine, tenant_id),
         state.operations.lag.read(),
         fleet.gather(settings.service_urls(), metrics_of),
         _health(request),

@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from waybill.monitor import health, overview
+from waybill.monitor import health
 from waybill.monitor.settings import MonitorSettings
 from waybill.monitor.ui.sessions import CSRF_FIELD, Admin, Session, sessions_of
 from waybill.monitor.views import HealthView, Overview
@@ -70,7 +70,9 @@ def page(
 
 
 async def overview_figures(request: Request, tenant_id: str) -> Overview:
-    return Overview.model_validate(await overview.overview(request.app.state.engine, tenant_id))
+    from waybill.monitor.api import full_overview  # the API's own figures (no second copy)
+
+    return await full_overview(request, tenant_id)
 
 
 async def health_figures(request: Request) -> HealthView:
