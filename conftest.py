@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.messaging_stack",  # before notifier_stack, which imports it
     "tests.notifier_stack",
     "tests.monitor_stack",
+    "tests.up_stack",
 ]

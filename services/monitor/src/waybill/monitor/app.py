@@ -27,7 +27,7 @@ from waybill.monitor import operations, tables
 from waybill.monitor.api import ERROR_STATUS, router
 from waybill.monitor.dead_letters import DeadLetters
 from waybill.monitor.ingest import Ingest
-from waybill.monitor.recorder import Recorder
+from waybill.monitor.recorder import CONSUMER_GROUP, Recorder
 from waybill.monitor.settings import MonitorSettings
 from waybill.monitor.ui import install as install_ui
 
@@ -69,7 +69,11 @@ def build_app(settings: MonitorSettings | None = None) -> FastAPI:
         pool_size=settings.monitor_db_pool_size,
     )
     schemas = registry()
-    ingest = Ingest(schemas, operator_tenant=settings.operator_tenant)
+    ingest = Ingest(
+        schemas,
+        operator_tenant=settings.operator_tenant,
+        poison_group=CONSUMER_GROUP if settings.test_poison else None,
+    )
     kit.life.component(
         Role.CONSUMER,
         "recorder",

@@ -7,7 +7,9 @@
   (``dlq_retry_of``) or a webhook message that failed again, the earlier dead letter back
   to ``pending`` with its attempts + 1 and ``recurred``; either way each dlq record counts
   once (``dlq_records``: its own topic, partition and offset);
-- a retry outcome (``waybill.retry.outcomes``): the retried dead letter ``resolved``.
+- a retry outcome (``waybill.retry.outcomes``): the retried dead letter ``resolved``;
+- a record the monitor's own group failed and an operator retried (``waybill.retry.monitor``):
+  an event like any other.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from waybill.common.consumer.poison import raise_if_poisoned
 from waybill.common.contracts import notifier
 from waybill.common.envelope import EventEnvelope
 from waybill.common.registry import EventRegistry
@@ -37,9 +40,12 @@ class UnreadableRecord(ValueError):
 
 
 class Ingest:
-    def __init__(self, registry: EventRegistry, *, operator_tenant: str) -> None:
+    def __init__(
+        self, registry: EventRegistry, *, operator_tenant: str, poison_group: str | None = None
+    ) -> None:
         self._registry = registry
         self._operator_tenant = operator_tenant
+        self._poison_group = poison_group  # the test poison switch: on for this group
 
     async def apply(self, conn: AsyncConnection, record: Any) -> str:
         """Apply one record; returns its outcome (``applied``, ``duplicate``, ...)."""
@@ -54,6 +60,8 @@ class Ingest:
             envelope = EventEnvelope.from_kafka(record.value or b"", list(record.headers or ()))
         except ValueError as exc:
             raise UnreadableRecord(str(exc)) from exc
+        if self._poison_group is not None:
+            raise_if_poisoned(envelope, self._poison_group)
         fresh = await repository.record_event(
             conn,
             {

@@ -1,5 +1,13 @@
-"""The monitor's consumer: every events topic, the dead letters and the retry outcomes, as
-group ``monitor``, one transaction per record (``ingest``), offsets committed after it.
+"""The monitor's consumer: every events topic, the dead letters, the retry outcomes and its own
+retry topic, as group ``monitor``, one transaction per record (``ingest``), offsets committed
+after it.
+
+The monitor is a consumer group like the others: an event it cannot apply (a non-retryable
+failure, or its retry budget spent) becomes a dead letter of group ``monitor`` on
+``waybill.dlq`` (which it reads back like anyone's), a retry of it arrives on
+``waybill.retry.monitor`` and its success goes to the retry outcomes, as in the common runtime.
+A dead letter or an outcome it cannot apply is only logged and counted: dead-lettering the
+dead-letter topic's own records would loop.
 
 Why not the common consumer runtime (``waybill.common.consumer``): it decodes every record as a
 CloudEvent of a registered type and hands its handler the typed event alone; the monitor reads
@@ -15,17 +23,22 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common.backoff import DEFAULT_RETRY, RetryPolicy
+from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure
+from waybill.common.consumer.retries import RetryOutcomes, retry_id_of
 from waybill.common.failures import FailureType, is_retryable
 from waybill.common.failures.classify import classify
+from waybill.common.topics import DEAD_LETTERS, RETRY_OUTCOMES, retry_topic
 from waybill.monitor.ingest import Ingest, UnreadableRecord
 
 log = structlog.get_logger(__name__)
@@ -51,11 +64,13 @@ class Recorder:
         ingest: Ingest,
         retry: RetryPolicy = DEFAULT_RETRY,
         group: str = CONSUMER_GROUP,
+        service: str = "monitor",
     ) -> None:
         self._engine = engine
         self._ingest = ingest
         self._retry = retry
-        self._topics = list(topics)
+        self._retries = retry_topic(group)
+        self._topics = [*topics, self._retries]
         # A pattern of the exact names, not a topic list: a topic that does not exist yet (the
         # retry outcomes, before the stack creates them) does not stop the monitor from
         # starting, and is read from its start once it appears (metadata refresh).
@@ -68,9 +83,19 @@ class Recorder:
             auto_offset_reset="earliest",
             client_id=f"monitor-{group}",
         )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", client_id=f"monitor-{group}-dlq"
+        )
+        self._dead_letters = DeadLetterPublisher(
+            self._producer, DEAD_LETTERS, group=group, service=service, backoff=retry
+        )
+        self._outcomes = RetryOutcomes(
+            self._producer, RETRY_OUTCOMES, group=group, service=service, backoff=retry
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self._producer.start()
         self._consumer.subscribe(pattern=self._pattern)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="monitor-recorder")
@@ -81,6 +106,7 @@ class Recorder:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._consumer.stop()
+        await self._producer.stop()
         log.info("consumer_stop_succeeded", group=CONSUMER_GROUP)
 
     async def _run(self) -> None:
@@ -93,26 +119,21 @@ class Recorder:
 
     async def _apply(self, record: Any) -> None:
         attempt = 0
+        first_failed_at: datetime | None = None
         while True:
             attempt += 1
             try:
                 async with self._engine.begin() as conn:
                     outcome = await self._ingest.apply(conn, record)
-            except UnreadableRecord as exc:
-                outcome = "unreadable"
-                log.error(
-                    "monitor_record_unreadable",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=str(exc)[:500],
-                )
             except Exception as exc:
-                failure = classify(exc).type
+                classification = classify(exc)
+                failure = classification.type
+                now = datetime.now(UTC)
+                first_failed_at = first_failed_at or now
                 # The database being away holds the record for as long as it takes (nothing
                 # after it is applied meanwhile); any other retryable failure has the budget.
                 waits = failure in _DEPENDENCY_DOWN or attempt < self._retry.attempts
-                if is_retryable(failure) and waits:
+                if not isinstance(exc, UnreadableRecord) and is_retryable(failure) and waits:
                     delay = self._retry.delay(min(attempt, 16))
                     log.warning(
                         "monitor_record_retry_scheduled",
@@ -124,19 +145,37 @@ class Recorder:
                     )
                     await asyncio.sleep(delay)
                     continue
-                # A record this monitor cannot apply (a bug or a foreign payload): logged with
-                # its coordinates, counted, and left on its topic for a rebuild after a fix.
-                outcome = "failed"
-                log.error(
-                    "monitor_record_failed",
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    failure_type=failure.value,
-                    error=f"{type(exc).__name__}: {exc}"[:2000],
-                )
+                failed = Failure(exc, classification, attempt, first_failed_at, now)
+                outcome = await self._failed(record, failed)
+            else:
+                await self._retried(record, outcome)
             RECORDS.labels(record.topic, outcome).inc()
             return
+
+    async def _failed(self, record: Any, failure: Failure) -> str:
+        """An event the monitor cannot apply: a dead letter of its group. A dead letter or an
+        outcome it cannot apply: logged with its coordinates and counted, left on its topic."""
+        log.error(
+            "monitor_record_failed",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            failure_type=failure.classification.type.value,
+            error=failure.describe(),
+        )
+        if record.topic in (DEAD_LETTERS, RETRY_OUTCOMES):
+            return "failed"
+        retry_of = retry_id_of(record) if record.topic == self._retries else None
+        await self._dead_letters.publish(record, replace(failure, retry_of=retry_of))
+        return "dead_lettered"
+
+    async def _retried(self, record: Any, outcome: str) -> None:
+        """A retried record applied (or found applied already): its outcome to the monitor."""
+        retry_id = retry_id_of(record) if record.topic == self._retries else None
+        if retry_id is None:
+            return
+        await self._outcomes.publish(retry_id, "duplicate" if outcome == "duplicate" else "applied")
+        log.info("consumer_retry_succeeded", retry_id=retry_id, outcome=outcome)
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         try:
