@@ -151,6 +151,7 @@ def test_a_killed_orders_process_is_restarted_by_the_supervisor(stack: WaybillUp
     assert "service_process_exited" in str(stack) and "exit_code=-9" in str(stack)
 
 
+@pytest.mark.stops_stack
 def test_ctrl_c_stops_every_process_it_started(stack: WaybillUp) -> None:
     record = stack.record()
     if record.server_url and not os.environ.get("WAYBILL_DATABASE_URL"):

@@ -188,3 +188,17 @@ def stack(_waybill_up: WaybillUp) -> WaybillUp:
     if not _waybill_up.is_running():
         _waybill_up.start(fresh=_waybill_up.popen is None)
     return _waybill_up
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of the session's ``waybill up`` run one after another, from where the first of
+    them was collected, the ones that stop it last: one start of the stack serves them all, and
+    it is stopped (the Ctrl-C test) before the rest of the suite runs."""
+    users = [item for item in items if "stack" in getattr(item, "fixturenames", ())]
+    if not users:
+        return
+    chosen = set(map(id, users))
+    first = items.index(users[0])
+    others = [item for item in items if id(item) not in chosen]
+    users.sort(key=lambda item: item.get_closest_marker("stops_stack") is not None)
+    items[:] = others[:first] + users + others[first:]

@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.monitor_stack import dead_letter
+from tests.ui_support import (
+    CHROMIUM,
+    LAPTOP,
+    NEEDS_CHROMIUM,
+    PHONE,
+    at,
+    launched,
+    leaves,
+    log_in,
+    screenshot,
+    shown_as,
+)
 
 from waybill.common import topics
 from waybill.common.auth import issue_key
@@ -24,30 +35,18 @@ from waybill.devstack.eventually import eventually
 from waybill.devstack.records import envelope, publish
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.infra,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium: apt-get install -y chromium"
-    ),
-]
-ARTIFACTS = Path(__file__).resolve().parents[4] / "test-artifacts" / "monitor"
-LAPTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
+pytestmark = [pytest.mark.infra, NEEDS_CHROMIUM]
+ARTIFACTS = "monitor"
 POISON = "business_logic_violation"
 
 if CHROMIUM.exists():
-    from playwright.async_api import Browser, Page, async_playwright, expect
+    from playwright.async_api import Browser, Page, expect
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
+    async for chromium in launched():
         yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
@@ -125,53 +124,13 @@ async def with_figures(infra: Infra, operator: Tenant) -> dict[str, Any]:
     )
 
 
-def at(figures: dict[str, Any], path: str) -> Any:
-    node: Any = figures
-    for name in path.split("."):
-        node = node[name]
-    return node
-
-
-def shown_as(value: Any, fmt: str) -> str:
-    if fmt == "cents":
-        return f"{value / 100:,.2f}"
-    if fmt == "percent":
-        return "no deliveries" if value is None else f"{value * 100:.1f} %"
-    return str(value)
-
-
-def leaves(node: Any, prefix: str = "") -> set[str]:
-    if not isinstance(node, dict):
-        return {prefix}
-    found: set[str] = set()
-    for name, value in node.items():
-        found |= leaves(value, f"{prefix}.{name}" if prefix else name)
-    return found
-
-
-async def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
-
-
-async def log_in(page: Page, key: str) -> int:
-    await page.goto("/")
-    await page.get_by_label("Admin API key").fill(key)
-    async with page.expect_response(lambda r: r.url.endswith("/login")) as answer:
-        await page.get_by_role("button", name="Log in").click()
-    await page.wait_for_load_state()
-    return (await answer.value).status
-
-
 async def test_an_admin_sees_the_apis_figures_on_every_page_retries_by_clicking_and_logs_out(
     infra: Infra, operator: Tenant, page: Page
 ):
     figures = await with_figures(infra, operator)
     await page.goto("/")
     await expect(page.get_by_role("heading", name="Log in")).to_be_visible()
-    await screenshot(page, "login")
+    await screenshot(page, ARTIFACTS, "login")
 
     assert await log_in(page, key_of(operator.service)) == 403
     await expect(page.get_by_role("alert")).to_contain_text("admin key")
@@ -194,9 +153,9 @@ async def test_an_admin_sees_the_apis_figures_on_every_page_retries_by_clicking_
     assert at(figures, "orders.by_status.cancelled") == 2
     assert "12.50" in await page.locator('[data-figure="revenue.EUR.captured_cents"]').inner_text()
     await expect(page.locator("[data-health]")).to_have_text("degraded")  # services stopped
-    await screenshot(page, "overview")
+    await screenshot(page, ARTIFACTS, "overview")
     await page.set_viewport_size(PHONE)
-    await screenshot(page, "overview-phone")
+    await screenshot(page, ARTIFACTS, "overview-phone")
     await page.set_viewport_size(LAPTOP)
 
     await publish(infra.bootstrap_servers, topics.ORDERS_EVENTS, cancelled(operator.id))
@@ -211,7 +170,7 @@ async def test_an_admin_sees_the_apis_figures_on_every_page_retries_by_clicking_
             str(count)
         )
     await expect(page.locator("canvas#chart-failures")).to_be_visible()
-    await screenshot(page, "taxonomy")
+    await screenshot(page, ARTIFACTS, "taxonomy")
 
     await page.get_by_role("link", name="Dead letters").click()
     listed = await operator.admin.get("/api/dlq", params={"failure_type": POISON})
@@ -220,13 +179,13 @@ async def test_an_admin_sees_the_apis_figures_on_every_page_retries_by_clicking_
     await expect(row.locator("[data-status]")).to_have_text("pending")
     await expect(row).to_contain_text(POISON)
     await expect(page.locator("#groups")).to_contain_text(letter["fingerprint"])
-    await screenshot(page, "dead-letters")
+    await screenshot(page, ARTIFACTS, "dead-letters")
     await row.get_by_role("button", name="Retry").click()
     await expect(row.locator("[data-status]")).to_have_text("retrying")
     detail = (await operator.admin.get(f"/api/dlq/{letter['id']}")).json()
     assert detail["status"] == "retrying"
     assert [entry["action"] for entry in detail["audit"]] == ["retried"]
-    await screenshot(page, "dead-letters-retried")
+    await screenshot(page, ARTIFACTS, "dead-letters-retried")
 
     await page.get_by_role("link", name="Retry policy").click()
     await expect(page.get_by_role("heading", name="Retry policy")).to_be_visible()
@@ -242,7 +201,7 @@ async def test_an_admin_sees_the_apis_figures_on_every_page_retries_by_clicking_
     assert outcomes["permanent_not_found"]["pending"] == 1
     by_status = {s: sum(row[s] for row in outcomes.values()) for s in now["by_status"]}
     assert by_status == now["by_status"]
-    await screenshot(page, "retry-policy")
+    await screenshot(page, ARTIFACTS, "retry-policy")
 
     await page.goto("/ui/dead-letters?status=abandoned")
     await expect(page.get_by_text("No dead letters match these filters.")).to_be_visible()

@@ -132,7 +132,7 @@ class DeadLetters:
         *,
         priority: str,
         data: dict[str, Any] | None,
-        authorization: str,
+        authorization: str | None,
     ) -> Row[Any]:
         async with self._engine.begin() as conn:
             letter = await self.retry_in(
