@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,30 +22,12 @@ import psutil
 import pytest
 
 from waybill.cli.stack.state import StateDir, UpRecord
+from waybill.devstack.infra.network import free_port, free_port_pair
 from waybill.devstack.testing import eventually_sync
 from waybill.devstack.topology import SERVICES
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_port(*, with_next: bool = False) -> int:
-    """A free port; with ``with_next`` also port + 1 (the embedded Kafka's controller port)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if not with_next or (port < 65535 and _port_free(port + 1)):
-            return port
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
@@ -77,12 +58,12 @@ class WaybillUp:
         # The test poison switch (``waybill.common.consumer.poison``): harmless to every test
         # that sends no ``__poison__`` key, and what the monitor's poison tests need.
         self.env["WAYBILL_TEST_POISON"] = "1"
-        self.env["WAYBILL_POSTGRES_PORT"] = str(_free_port())
-        self.env["WAYBILL_KAFKA_PORT"] = str(_free_port(with_next=True))
+        self.env["WAYBILL_POSTGRES_PORT"] = str(free_port())
+        self.env["WAYBILL_KAFKA_PORT"] = str(free_port_pair())
         for spec in SERVICES:
-            self.env[spec.port_env] = str(_free_port())
+            self.env[spec.port_env] = str(free_port())
             for listener in spec.listeners:  # the sandbox's SMTP server
-                self.env[listener.setting] = str(_free_port())
+                self.env[listener.setting] = str(free_port())
         self.popen: subprocess.Popen[bytes] | None = None
         self.seen_pids: set[int] = set()
 

@@ -8,7 +8,6 @@ printed (``pytest -s``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from tests.ui_support import (
     NEEDS_CHROMIUM,
     PHONE,
     at,
-    launched,
     leaves,
     log_in,
     screenshot,
@@ -33,28 +31,14 @@ from waybill.common.contracts.payments import PaymentCaptured, PaymentCreated, P
 from waybill.common.envelope import EventEnvelope
 from waybill.devstack.eventually import eventually
 from waybill.devstack.records import envelope, publish
-from waybill.devstack.testing import Infra, ServiceProcess, Tenant
+from waybill.devstack.testing import Infra, Tenant
 
 pytestmark = [pytest.mark.infra, NEEDS_CHROMIUM]
 ARTIFACTS = "monitor"
 POISON = "business_logic_violation"
 
 if CHROMIUM.exists():
-    from playwright.async_api import Browser, Page, expect
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async for chromium in launched():
-        yield chromium
-
-
-@pytest.fixture
-async def page(browser: Browser, monitor_service: ServiceProcess) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=monitor_service.url, viewport=LAPTOP)
-    tab = await context.new_page()
-    yield tab
-    await context.close()
+    from playwright.async_api import Page, expect
 
 
 def key_of(client: Any) -> str:

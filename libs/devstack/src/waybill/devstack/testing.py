@@ -27,6 +27,7 @@ from waybill.common.settings import WaybillSettings
 from waybill.devstack.eventually import eventually, eventually_sync
 from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres, ManagedProcess, free_port
 from waybill.devstack.infra.kafka import ensure_topics
+from waybill.devstack.infra.network import free_port_pair
 from waybill.devstack.topology import ServiceSpec, service
 
 __all__ = [
@@ -114,6 +115,23 @@ class Infra:
         return self.postgres is None or self.postgres.pid is not None
 
 
+def start_embedded_kafka(root: Path, partitions: int, *, tries: int = 3) -> EmbeddedKafka:
+    """The session's Kafka on free ports. Another test session on this machine may take a port
+    between our choosing it and the broker binding it: the broker then exits at start, and we
+    try again on other ports (each try in its own directory)."""
+    for attempt in range(1, tries + 1):
+        kafka = EmbeddedKafka(root / f"kafka-{attempt}", free_port_pair(), partitions=partitions)
+        try:
+            kafka.start()
+            return kafka
+        except RuntimeError as exc:
+            kafka.stop()
+            taken = "Address already in use" in str(exc) or "BindException" in str(exc)
+            if attempt == tries or not taken:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
     settings = WaybillSettings()
@@ -130,8 +148,7 @@ def infra() -> Iterator[Infra]:
         if settings.kafka_bootstrap_servers:
             bootstrap = settings.kafka_bootstrap_servers
         else:
-            kafka = EmbeddedKafka(root / "kafka", free_port(), partitions=settings.kafka_partitions)
-            kafka.start()
+            kafka = start_embedded_kafka(root, settings.kafka_partitions)
             bootstrap = kafka.bootstrap_servers
         asyncio.run(
             ensure_topics(bootstrap, topics.ALL_TOPICS, partitions=settings.kafka_partitions)

@@ -11,3 +11,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_pair() -> int:
+    """A free port whose next port is free too (the embedded Kafka's broker and controller)."""
+    while True:
+        port = free_port()
+        if port < 65535 and port_free(port + 1):
+            return port

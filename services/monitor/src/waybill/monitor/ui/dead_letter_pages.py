@@ -193,6 +193,7 @@ async def refused(request: Request, admin: Admin, exc: MonitorError) -> Response
         admin=admin,
         code=exc.code,
         detail=str(exc),
+        errors=exc.extra.get("errors", []),  # where edited data broke the schema
         status_code=ERROR_STATUS.get(exc.code, 409),
         nav="dead_letters",
     )
