@@ -85,8 +85,10 @@ async def test_after_load_every_page_shows_the_apis_figures_and_dead_letters_are
     stack: WaybillUp, page: Page, tmp_path: Path
 ) -> None:
     tenant = f"t_{uuid.uuid4().hex[:12]}"
-    admin_key = stack.issue_key(tenant, "admin")
-    outcome = run_load(stack, stack.issue_key(tenant, "service"), admin_key, tmp_path / "l.json")
+    admin_key = await stack.new_key(tenant, "admin")
+    outcome = run_load(
+        stack, await stack.new_key(tenant, "service"), admin_key, tmp_path / "l.json"
+    )
     paid_orders = outcome["kinds"]["all"]["paid"]
     assert paid_orders > 0 and outcome["delivery"]["delivered"] == paid_orders
 

@@ -22,6 +22,8 @@ import psutil
 import pytest
 
 from waybill.cli.stack.state import StateDir, UpRecord
+from waybill.common.auth import issue_key
+from waybill.common.settings import WaybillSettings
 from waybill.devstack.infra.network import free_port, free_port_pair
 from waybill.devstack.testing import eventually_sync
 from waybill.devstack.topology import SERVICES
@@ -81,6 +83,12 @@ class WaybillUp:
         assert result.returncode == 0, result.stderr + result.stdout
         line = next(ln for ln in result.stdout.splitlines() if ln.startswith("key:"))
         return line.split()[-1]
+
+    async def new_key(self, tenant: str, role: str) -> str:
+        """A key issued straight in the stack's auth database (``issue_key`` runs the CLI: a
+        few seconds of interpreter start per key on a small machine)."""
+        settings = WaybillSettings(database_url=self.record().server_url)
+        return (await issue_key(settings, tenant_id=tenant, role=role)).key
 
     def url(self, service: str) -> str:
         """The base URL of one of the stack's services."""
