@@ -10,6 +10,7 @@ import pytest
 import structlog
 from fastapi import APIRouter, FastAPI
 
+from waybill.common.eventstore import ConcurrencyError
 from waybill.common.failures import DomainError, FailureType
 from waybill.common.http.app import create_app
 from waybill.common.http.models import StrictModel
@@ -70,6 +71,10 @@ def build_app(written: list[Any], **kwargs: Any) -> FastAPI:
     @router.post("/widgets/{widget_id}/sell")
     async def sell_widget(widget_id: int) -> None:
         raise WidgetOutOfStock(f"widget {widget_id} is sold out")
+
+    @router.post("/widgets/{widget_id}/rename")
+    async def rename_widget(widget_id: int) -> None:
+        raise ConcurrencyError(f"widget-{widget_id}", expected_version=3, actual_version=4)
 
     @router.post("/widgets/{widget_id}/lock")
     async def lock_widget(widget_id: int) -> None:
@@ -258,6 +263,14 @@ async def test_an_unexpected_exception_is_a_logged_500_problem_with_the_correlat
     (entry,) = [e for e in logs if e["event"] == "http_request_failed"]
     assert entry["log_level"] == "error"
     assert entry["exc_info"] is True  # logged with its stack
+
+
+async def test_a_lost_race_for_a_stream_is_a_409_to_try_again_not_a_500() -> None:
+    async with client(build_app([])) as http:
+        response = await http.post("/widgets/7/rename")
+    assert response.status_code == 409
+    assert response.json()["code"] == "CONCURRENT_MODIFICATION"
+    assert response.headers["retry-after"] == "1"
 
 
 async def test_path_parameter_of_the_wrong_type_is_a_422() -> None:

@@ -10,6 +10,8 @@
   status that follows its failure class (``FALLBACK_STATUS``: not found -> 404, ...;
   configuration and unknown -> 500), so a forgotten entry shows in the logs and the client
   still gets the code;
+* a stream another writer changed meanwhile (``eventstore.ConcurrencyError``, after the
+  service's own retries) -> 409 ``CONCURRENT_MODIFICATION`` with ``Retry-After``;
 * an unreachable database (``http.unavailable``) -> 503 ``DATABASE_UNAVAILABLE`` with
   ``Retry-After``;
 * anything else -> 500 ``INTERNAL_ERROR``, logged with its stack.
@@ -32,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from waybill.common.eventstore.errors import ConcurrencyError
 from waybill.common.failures import DomainError, FailureType
 from waybill.common.http.methods import with_full_allow
 from waybill.common.http.problems import (
@@ -81,6 +84,17 @@ def domain_problem(exc: DomainError, error_status: ErrorStatus) -> Problem:
 def _problem_of(exc: BaseException, error_status: ErrorStatus) -> Problem | None:
     if isinstance(exc, DomainError):
         return domain_problem(exc, error_status)
+    if isinstance(exc, ConcurrencyError):
+        # Another writer won the stream after the service's own retries (``eventstore.retry``):
+        # nothing was written; the client may try again at once.
+        return Problem(
+            409,
+            "CONCURRENT_MODIFICATION",
+            "Concurrent modification",
+            "the resource changed while this request ran; nothing was written, try again",
+            None,
+            {"Retry-After": "1"},
+        )
     return problem_from_exception(exc)
 
 
