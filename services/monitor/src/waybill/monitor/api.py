@@ -21,6 +21,8 @@ from waybill.monitor.dead_letters import DeadLetters
 from waybill.monitor.domain import errors
 from waybill.monitor.domain.lifecycle import Status
 from waybill.monitor.export import csv_rows
+from waybill.monitor.exposition import of_service
+from waybill.monitor.ingest import SERVICE
 from waybill.monitor.schemas import BulkIn, RetryIn
 from waybill.monitor.settings import MonitorSettings
 from waybill.monitor.views import (
@@ -118,7 +120,10 @@ async def get_overview(request: Request, admin: Admin) -> Overview:
     """The tenant's orders, shipments, payments, revenue, webhook deliveries, notifications and
     dead letters, by status; and, read now: consumer lag per group and partition (from the
     broker), each service's outbox backlog and circuit breakers (from its ``/metrics``; a
-    service that does not answer is ``unknown``), and service health (``/api/health``)."""
+    service that does not answer is ``unknown``), service health (``/api/health``), and,
+    fleet-wide (not per tenant), each consumer group's duplicates skipped (``idempotency``)
+    and each service's third-party calls (``integrations``), from its ``/metrics`` too: the
+    figures of the one replica the monitor reaches, since that process started."""
     return await full_overview(request, admin.tenant_id)
 
 
@@ -142,7 +147,7 @@ async def full_overview(request: Request, tenant_id: str) -> Overview:
             **figures,
             "consumer_lag": lag,
             "outbox_backlog": {
-                name: {k: v for k, v in found.items() if k != "breakers"}
+                name: {k: found[k] for k in ("status", "outbox_backlog", "error") if k in found}
                 for name, found in scraped.items()
             },
             "circuit_breakers": {
@@ -154,8 +159,19 @@ async def full_overview(request: Request, tenant_id: str) -> Overview:
                 for name, found in scraped.items()
             },
             "service_health": healthy,
+            **_operations(scraped),
         }
     )
+
+
+def _operations(scraped: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each service's consumer groups and third-party calls as it reports them about itself,
+    and the monitor's own (its registry, in process)."""
+    sources = {**scraped, SERVICE: fleet.own_operations()}
+    return {
+        part: [row for name, found in sources.items() for row in of_service(found[part], name)]
+        for part in ("idempotency", "integrations")
+    }
 
 
 async def _health(request: Request) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""What the monitor gathers from every service over HTTP: outbox backlog and circuit-breaker
-states from its ``/metrics`` (parsed with ``prometheus_client.parser``), and its work queues
+"""What the monitor gathers from every service over HTTP: outbox backlog, circuit-breaker
+states, its consumer groups' duplicates and its third-party calls from its ``/metrics``
+(parsed with ``prometheus_client.parser``; the last two in ``exposition``), and its work queues
 from ``GET /admin/queues`` (with the caller's own admin key: each service shows the caller's
 tenant's jobs, as it would to the caller).
 
@@ -18,8 +19,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from waybill.common.observability.metrics import render_latest
 from waybill.common.queue import JobQueue, queue_stats, recent_jobs
 from waybill.common.queue.admin import RECENT_JOBS
+from waybill.monitor.exposition import read_operations
 
 BACKLOG = "waybill_outbox_backlog"
 BREAKER = "waybill_circuit_breaker_state"
@@ -46,9 +49,23 @@ async def scrape(client: httpx.AsyncClient, url: str, timeout_s: float) -> dict[
     try:
         answer = await client.get(f"{url}/metrics", timeout=timeout_s)
         answer.raise_for_status()
-        return {"status": "ok", **parse_metrics(answer.text)}
+        return {"status": "ok", **parse_metrics(answer.text), **read_operations(answer.text)}
     except Exception as exc:  # an absent or broken service is a result here: unknown
-        return {"status": "unknown", "outbox_backlog": None, "breakers": {}, "error": _why(exc)}
+        return {
+            "status": "unknown",
+            "outbox_backlog": None,
+            "breakers": {},
+            "idempotency": [],
+            "integrations": [],
+            "error": _why(exc),
+        }
+
+
+def own_operations() -> dict[str, list[dict[str, Any]]]:
+    """The monitor's own consumer group and calls, read from its own registry (what its
+    ``/metrics`` answers), in process."""
+    text, _ = render_latest()
+    return read_operations(text.decode())
 
 
 async def service_queues(

@@ -35,21 +35,33 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common.backoff import DEFAULT_RETRY, RetryPolicy
 from waybill.common.consumer.deadletter import DeadLetterPublisher, Failure
+from waybill.common.consumer.metrics import RECORDS as CONSUMER_RECORDS
 from waybill.common.consumer.retries import RetryOutcomes, retry_id_of
 from waybill.common.failures import FailureType, is_retryable
 from waybill.common.failures.classify import classify
 from waybill.common.topics import DEAD_LETTERS, RETRY_OUTCOMES, retry_topic
-from waybill.monitor.ingest import Ingest, UnreadableRecord
+from waybill.monitor.ingest import CONSUMER_GROUP, Ingest, UnreadableRecord
 
 log = structlog.get_logger(__name__)
 
-CONSUMER_GROUP = "monitor"
 _DEPENDENCY_DOWN = frozenset({FailureType.TRANSIENT_DATABASE, FailureType.TRANSIENT_NETWORK})
 RECORDS = Counter(
     "waybill_monitor_records_total",
     "Records the monitor consumed, by topic and outcome",
     ["topic", "outcome"],
 )
+# The same records in the kit's family (``waybill_consumer_records_total``), so the monitor is a
+# consumer group of the idempotency view like any other: what it kept without a read model and
+# a dead letter that recurred were applied; a dead letter or outcome it could not apply (only
+# logged, left on its topic: dead-lettering those would loop) was skipped.
+KIT_OUTCOMES = {
+    "applied": "applied",
+    "kept": "applied",
+    "recurred": "applied",
+    "duplicate": "duplicate",
+    "dead_lettered": "dead_lettered",
+    "failed": "skipped",
+}
 
 
 class Recorder:
@@ -67,6 +79,8 @@ class Recorder:
         service: str = "monitor",
     ) -> None:
         self._engine = engine
+        self._group = group
+        self._service = service
         self._ingest = ingest
         self._retry = retry
         self._retries = retry_topic(group)
@@ -150,6 +164,9 @@ class Recorder:
             else:
                 await self._retried(record, outcome)
             RECORDS.labels(record.topic, outcome).inc()
+            CONSUMER_RECORDS.labels(
+                self._service, self._group, record.topic, KIT_OUTCOMES.get(outcome, "skipped")
+            ).inc()
             return
 
     async def _failed(self, record: Any, failure: Failure) -> str:

@@ -229,6 +229,35 @@ class Breakers(BaseModel):
     error: str | None = None
 
 
+class ConsumerGroupDuplicates(BaseModel):
+    """One consumer group's records since its process started (from the service's /metrics)."""
+
+    service: str
+    consumer_group: str
+    applied: int
+    duplicates: int = Field(description="redelivered records the inbox recognised and skipped")
+    skipped: int = Field(description="records of types the group does not consume (or unreadable)")
+    dead_lettered: int
+    duplicate_rate: float = Field(description="duplicates / (applied + duplicates); 0 when none")
+    check_p50_ms: float | None = Field(description="duplicate detection (the inbox statement)")
+    check_p95_ms: float | None = None
+
+
+class IntegrationCalls(BaseModel):
+    """One service's calls to one third party since its process started (its /metrics)."""
+
+    service: str
+    integration: str = Field(description="payment_provider, sms_provider, smtp, webhooks, ...")
+    calls: int
+    errors: int = Field(description="calls whose outcome is an error class")
+    error_rate: float = Field(description="errors / calls; 0 when none")
+    p50_ms: float | None = Field(description="call time, interpolated in the histogram buckets")
+    p95_ms: float | None = None
+    last_error: str | None = Field(description="the last failed call's error class")
+    last_error_at: datetime | None = None
+    outcomes: dict[str, int] = Field(description="calls by outcome (ok or an error class)")
+
+
 class Overview(BaseModel):
     orders: ByStatus
     shipments: ByStatus
@@ -241,6 +270,12 @@ class Overview(BaseModel):
     outbox_backlog: dict[str, OutboxBacklog] = Field(description="by service")
     circuit_breakers: dict[str, Breakers] = Field(description="by service")
     service_health: HealthView
+    idempotency: list[ConsumerGroupDuplicates] = Field(
+        default_factory=list, description="per service and consumer group, the monitor's own too"
+    )
+    integrations: list[IntegrationCalls] = Field(
+        default_factory=list, description="per service and third party"
+    )
 
 
 class ServiceQueues(BaseModel):

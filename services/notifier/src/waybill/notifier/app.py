@@ -26,6 +26,7 @@ from waybill.notifier.customers import CustomerNotifications
 from waybill.notifier.domain.messages import parse_delays
 from waybill.notifier.domain.schedule import Schedule, parse_schedule
 from waybill.notifier.handlers import NotifierHandlers
+from waybill.notifier.metrics import SERVICE
 from waybill.notifier.rendering import Renderer
 from waybill.notifier.settings import NotifierSettings
 from waybill.notifier.subscriptions import subscriptions
@@ -40,7 +41,6 @@ from waybill.notifier.workers.messages import (
 )
 from waybill.notifier.workers.sms import SmsChannel, sms_client
 
-SERVICE = "notifier"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 

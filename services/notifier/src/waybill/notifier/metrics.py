@@ -3,11 +3,21 @@
 Attempts by error class (``ok`` for a 2xx) and their latency; final outcomes per message; and
 the waits that are not attempts (an endpoint's own slots busy, its rate limit, its open
 breaker), so a dashboard shows throttling and circuit breaking apart from failures.
+
+Every attempt is also a call of the kit's third-party log (``waybill_integration_*``): webhook
+attempts are reported there from the same point as ``WEBHOOK_ATTEMPTS``, customer emails and
+SMS by their channels.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
+
+SERVICE = "notifier"
+# The notifier's integrations, by their names in the third-party calls view.
+WEBHOOKS = "webhooks"
+SMS_PROVIDER = "sms_provider"
+SMTP = "smtp"
 
 WEBHOOK_ATTEMPTS = Counter(
     "waybill_webhook_attempts_total",

@@ -166,9 +166,10 @@ class RecordProcessor:
         outcomes: list[str] = []
         try:
             async with self._engine.begin() as conn:
-                fresh = await inbox_rows.record_many(
-                    conn, self._inbox, self._group, [e.envelope.id for e in events]
-                )
+                with metrics.inbox_check(self._service, self._group):
+                    fresh = await inbox_rows.record_many(
+                        conn, self._inbox, self._group, [e.envelope.id for e in events]
+                    )
                 for event in events:
                     if event.envelope.id in fresh:
                         fresh.discard(event.envelope.id)  # the same event twice in one batch
@@ -190,7 +191,9 @@ class RecordProcessor:
 
     async def _apply_one(self, event: _Event) -> Literal["applied", "duplicate"]:
         async with self._engine.begin() as conn:
-            if not await inbox_rows.record(conn, self._inbox, self._group, event.envelope.id):
+            with metrics.inbox_check(self._service, self._group):
+                fresh = await inbox_rows.record(conn, self._inbox, self._group, event.envelope.id)
+            if not fresh:
                 return "duplicate"
             await self._call_handler(conn, event)
             return "applied"

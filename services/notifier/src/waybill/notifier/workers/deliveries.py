@@ -51,6 +51,7 @@ from waybill.common.contracts.notifier import (
 from waybill.common.eventstore import Caller, EventStore, append_decided
 from waybill.common.failures.fingerprint import delivery_fingerprint
 from waybill.common.http.outbound import UnresolvableTarget, UnsafeTarget
+from waybill.common.observability.integrations import OK, record_call
 from waybill.common.queue import Job, JobQueue, Outcome, QueueSpec, RetryLater
 from waybill.notifier import repository as db
 from waybill.notifier.domain.endpoints import signing_secrets
@@ -63,10 +64,12 @@ from waybill.notifier.domain.schedule import (
     is_success,
 )
 from waybill.notifier.metrics import (
+    SERVICE,
     WEBHOOK_ATTEMPT_DURATION,
     WEBHOOK_ATTEMPTS,
     WEBHOOK_MESSAGES,
     WEBHOOK_WAITS,
+    WEBHOOKS,
 )
 
 log = structlog.get_logger(__name__)
@@ -178,8 +181,10 @@ class DeliverySender:
         (410, or no success for ``disable_after``), failed (the schedule's last), or retry."""
         attempt = message.attempts + 1
         ok = is_success(answer.status_code) and answer.failure is None
-        WEBHOOK_ATTEMPTS.labels(error_class(answer.status_code, answer.failure) or "ok").inc()
+        outcome = error_class(answer.status_code, answer.failure) or OK
+        WEBHOOK_ATTEMPTS.labels(outcome).inc()
         WEBHOOK_ATTEMPT_DURATION.observe(answer.latency_ms / 1000)
+        record_call(SERVICE, WEBHOOKS, outcome, answer.latency_ms / 1000)
         gone = disables_endpoint(answer.status_code)
         silent_since = message.last_success_at or message.endpoint_created_at
         stale = not ok and now - silent_since > self.disable_after

@@ -20,6 +20,8 @@ from typing import Any
 
 import aiosmtplib
 
+from waybill.common.observability.integrations import exception_error_class, integration_call
+from waybill.notifier.metrics import SERVICE, SMTP
 from waybill.notifier.rendering import Renderer
 from waybill.notifier.workers.messages import Delivered, Refused
 
@@ -47,23 +49,40 @@ class SmtpChannel:
 
     async def send(self, notification: Any) -> Delivered | Refused:
         message = self.message(notification)
-        try:
-            await aiosmtplib.send(
-                message, hostname=self.host, port=self.port, timeout=self.timeout_s
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
-            return Refused(f"SMTP {detail}", permanent=all(c >= 500 for c in codes))
-        except aiosmtplib.SMTPResponseException as exc:
-            # 421: the server is closing the channel (overloaded, going down): not this
-            # message's fault, the breaker's business.
-            return Refused(
-                f"SMTP {exc.code} {exc.message}",
-                permanent=exc.code >= 500,
-                unreachable=exc.code == 421,
-            )
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            # Not reachable, disconnected, timed out: the server may take it later.
-            return Refused(f"SMTP {type(exc).__name__}: {exc}", unreachable=True)
+        async with integration_call(SERVICE, SMTP) as call:
+            try:
+                await aiosmtplib.send(
+                    message, hostname=self.host, port=self.port, timeout=self.timeout_s
+                )
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                codes = [r.code for r in exc.recipients]
+                permanent = all(c >= 500 for c in codes)
+                call.failed(_smtp_class(500 if permanent else 400))
+                detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+                return Refused(f"SMTP {detail}", permanent=permanent)
+            except aiosmtplib.SMTPResponseException as exc:
+                call.failed(_smtp_class(exc.code))
+                # 421: the server is closing the channel (overloaded, going down): not this
+                # message's fault, the breaker's business.
+                return Refused(
+                    f"SMTP {exc.code} {exc.message}",
+                    permanent=exc.code >= 500,
+                    unreachable=exc.code == 421,
+                )
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                call.failed(_unreachable_class(exc))
+                # Not reachable, disconnected, timed out: the server may take it later.
+                return Refused(f"SMTP {type(exc).__name__}: {exc}", unreachable=True)
         return Delivered()
+
+
+def _smtp_class(code: int) -> str:
+    """A refusal's error class by its reply code (RFC 5321: 4yz temporary, 5yz permanent)."""
+    return "smtp_5xx" if code >= 500 else "smtp_4xx"
+
+
+def _unreachable_class(exc: BaseException) -> str:
+    # aiosmtplib's timeout and connect errors are TimeoutError and ConnectionError already.
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return "connect"
+    return exception_error_class(exc)

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from waybill.common.observability.integrations import exception_error_class, integration_call
+from waybill.notifier.metrics import SERVICE, SMS_PROVIDER
 from waybill.notifier.rendering import Renderer
 from waybill.notifier.workers.messages import Delivered, Refused
 
@@ -27,14 +29,17 @@ class SmsChannel:
 
     async def send(self, notification: Any) -> Delivered | Refused:
         body = self.renderer.sms(notification.template, notification.context)
-        try:
-            response = await self.client.post(
-                MESSAGES_PATH,
-                json={"to": notification.recipient, "body": body},
-                headers={"Idempotency-Key": notification.notification_id},
-            )
-        except httpx.HTTPError as exc:
-            return Refused(f"SMS {type(exc).__name__}: {exc}", unreachable=True)
+        async with integration_call(SERVICE, SMS_PROVIDER) as call:
+            try:
+                response = await self.client.post(
+                    MESSAGES_PATH,
+                    json={"to": notification.recipient, "body": body},
+                    headers={"Idempotency-Key": notification.notification_id},
+                )
+            except httpx.HTTPError as exc:
+                call.failed(exception_error_class(exc))
+                return Refused(f"SMS {type(exc).__name__}: {exc}", unreachable=True)
+            call.answered(response.status_code)
         status = response.status_code
         if status < 300:
             return Delivered()

@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from waybill.common.backoff import Backoff, Jitter
 from waybill.common.breaker import Breaker, BreakerOpen, CircuitBreakers
+from waybill.common.observability.integrations import integration_call
 from waybill.payments.gateway.errors import (
     CardDeclined,
     ProviderRejected,
@@ -34,6 +35,7 @@ from waybill.payments.settings import PaymentsSettings
 
 log = structlog.get_logger(__name__)
 SERVICE = "payments"
+INTEGRATION = "payment_provider"  # its name in the third-party calls view
 
 
 class ProviderGateway:
@@ -179,13 +181,16 @@ class ProviderGateway:
         self, method: str, path: str, json: dict[str, Any] | None, headers: dict[str, str]
     ) -> httpx.Response:
         """One HTTP exchange; the failures that count against the breaker become
-        ``TransientFailure`` here, inside its guard."""
-        try:
-            response = await self.client.request(method, path, json=json, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientFailure("timeout") from exc
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise TransientFailure("network") from exc
+        ``TransientFailure`` here, inside its guard. Each exchange is one call of the
+        third-party log (``integrations``); a decline (402) is the provider answering."""
+        async with integration_call(SERVICE, INTEGRATION) as call:
+            try:
+                response = await self.client.request(method, path, json=json, headers=headers)
+            except httpx.TimeoutException as exc:
+                raise TransientFailure("timeout") from exc
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                raise TransientFailure("network") from exc
+            call.answered(response.status_code, expected=(402,))
         if response.status_code >= 500:
             raise TransientFailure("server_error")
         return response
