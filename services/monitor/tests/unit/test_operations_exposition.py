@@ -47,7 +47,7 @@ waybill_integration_last_error_timestamp_seconds{integration="payment_provider",
 # HELP waybill_integration_last_error_info Last failed call's class.
 # TYPE waybill_integration_last_error_info gauge
 waybill_integration_last_error_info{error_class="timeout",integration="payment_provider",service="payments"} 1.0
-"""
+"""  # noqa: E501 (an exposition's lines as a service writes them)
 
 
 def test_duplicates_are_summed_per_consumer_group_over_its_topics_with_their_rate():
