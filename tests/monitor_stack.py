@@ -41,27 +41,16 @@ def monitor_service(infra: Infra, orders_service: ServiceProcess) -> Iterator[Se
     service.stop()
 
 
-@pytest.fixture(scope="session")
-def fleet_monitor(
-    infra: Infra,
-    monitor_service: ServiceProcess,
-    orders_service: ServiceProcess,
-    saga: Any,
-    notifier_service: ServiceProcess,
-) -> Iterator[ServiceProcess]:
-    """A second monitor process linked to the real payments and notifier (and orders), for
-    the views it reads from the services' ``/metrics``. API role only: it reads the session
-    monitor's database (migrated by it) and consumes nothing, as an API replica would."""
-    env = {
-        "WAYBILL_ROLES": "api",
-        "WAYBILL_MONITOR_ORDERS_URL": orders_service.url,
-        "WAYBILL_MONITOR_PAYMENTS_URL": saga.payments.url,
-        "WAYBILL_MONITOR_NOTIFIER_URL": notifier_service.url,
-        "WAYBILL_MONITOR_SHIPPING_URL": f"http://127.0.0.1:{free_port()}",
-    }
-    service = start_service(infra, "monitor", extra_env=env)
-    yield service
-    service.stop()
+def start_linked_monitor(infra: Infra, **urls: str) -> ServiceProcess:
+    """A second monitor process linked to the real services in ``urls`` (by name; the others
+    are addresses where nothing listens), for the views it reads from the services'
+    ``/metrics``. API role only: it reads the session monitor's database (migrated by that
+    one, which must be started first) and consumes nothing, as an API replica would."""
+    env = {"WAYBILL_ROLES": "api"}
+    for name in ("orders", "payments", "shipping", "notifier"):
+        url = urls.get(name) or f"http://127.0.0.1:{free_port()}"
+        env[f"WAYBILL_MONITOR_{name.upper()}_URL"] = url
+    return start_service(infra, "monitor", extra_env=env)
 
 
 @pytest.fixture

@@ -2,18 +2,23 @@
 third-party calls (payments' provider, the notifier's SMS provider, SMTP relay and webhook
 receivers), failing ones included, and duplicates skipped per consumer group for a record
 produced twice. Each figure is checked on the service's own /metrics and in the monitor's
-``/api/overview`` (a monitor linked to the real payments and notifier: ``fleet_monitor``)."""
+``/api/overview`` (a monitor linked to the real payments and notifier: ``fleet_monitor``).
+
+Payments runs for real here (``saga``): after these tests a retried dead letter of its group is
+applied by it, which the monitor's own tests (services/monitor/tests) do not expect; they run
+before this root folder."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.messaging_stack import CustomerOrder, notifications_of, publish_events
+from tests.monitor_stack import start_linked_monitor
 from tests.notifier_stack import Receiver, create_endpoint, deliveries_of
 from tests.saga_stack import OrdersTenant, Saga
 from tests.saga_support import place_orders, reset_faults, set_faults, wait_orders
@@ -25,6 +30,25 @@ from waybill.devstack.records import envelope, publish
 from waybill.devstack.testing import Infra, ServiceProcess, Tenant
 
 pytestmark = pytest.mark.infra
+
+
+@pytest.fixture(scope="module")
+def fleet_monitor(
+    infra: Infra,
+    monitor_service: ServiceProcess,
+    orders_service: ServiceProcess,
+    saga: Saga,
+    notifier_service: ServiceProcess,
+) -> Iterator[ServiceProcess]:
+    """A monitor linked to the real orders, payments and notifier."""
+    service = start_linked_monitor(
+        infra,
+        orders=orders_service.url,
+        payments=saga.payments.url,
+        notifier=notifier_service.url,
+    )
+    yield service
+    service.stop()
 
 
 @pytest.fixture

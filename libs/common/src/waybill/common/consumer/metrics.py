@@ -3,7 +3,8 @@
 Handler time, retries, dead letters and lag are shared families, defined once in
 ``waybill.common.observability.metrics``; this module adds the per-outcome record count and the
 time of the inbox check (the one statement that tells a redelivery from a first delivery: the
-duplicate detection time, per batch statement when records are applied in a batch).
+duplicate detection time, per batch statement when records are applied in a batch; timed in
+``consumer.inbox``).
 """
 
 from __future__ import annotations

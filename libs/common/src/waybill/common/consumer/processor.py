@@ -166,10 +166,13 @@ class RecordProcessor:
         outcomes: list[str] = []
         try:
             async with self._engine.begin() as conn:
-                with metrics.inbox_check(self._service, self._group):
-                    fresh = await inbox_rows.record_many(
-                        conn, self._inbox, self._group, [e.envelope.id for e in events]
-                    )
+                fresh = await inbox_rows.record_many(
+                    conn,
+                    self._inbox,
+                    self._group,
+                    [e.envelope.id for e in events],
+                    service=self._service,
+                )
                 for event in events:
                     if event.envelope.id in fresh:
                         fresh.discard(event.envelope.id)  # the same event twice in one batch
@@ -191,9 +194,9 @@ class RecordProcessor:
 
     async def _apply_one(self, event: _Event) -> Literal["applied", "duplicate"]:
         async with self._engine.begin() as conn:
-            with metrics.inbox_check(self._service, self._group):
-                fresh = await inbox_rows.record(conn, self._inbox, self._group, event.envelope.id)
-            if not fresh:
+            if not await inbox_rows.record(
+                conn, self._inbox, self._group, event.envelope.id, service=self._service
+            ):
                 return "duplicate"
             await self._call_handler(conn, event)
             return "applied"

@@ -41,11 +41,18 @@ async def integrations(request: Request, admin: AdminSession) -> Response:
     """Per service and third party: calls, errors, error rate, latency, the last error."""
     figures = await overview_figures(request, admin.principal.tenant_id)
     calls = figures.integrations
+    # A list, not a mapping: the template's JSON sorts keys, and the series keep this order.
     chart = {
-        "calls": {
-            "ok": {f"{c.service}/{c.integration}": c.calls - c.errors for c in calls},
-            "errors": {f"{c.service}/{c.integration}": c.errors for c in calls},
-        }
+        "calls": [
+            {
+                "label": "ok",
+                "values": {f"{c.service}/{c.integration}": c.calls - c.errors for c in calls},
+            },
+            {
+                "label": "errors",
+                "values": {f"{c.service}/{c.integration}": c.errors for c in calls},
+            },
+        ]
     }
     return page(
         request,

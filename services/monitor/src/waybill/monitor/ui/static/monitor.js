@@ -27,13 +27,13 @@
     chart.update();
   }
 
-  // Stacked bars: one dataset per series ({series: {name: value}}), the same names on the axis.
+  // Stacked bars: one dataset per series ([{label, values: {name: value}}]), in their order.
   function stacked(id, series, colours) {
     const canvas = document.getElementById(id);
     if (!canvas || typeof Chart === "undefined") return;
-    const names = [...new Set(Object.values(series).flatMap((s) => Object.keys(s)))].sort();
-    const datasets = Object.entries(series).map(([label, values], i) => (
-      { label: label, data: names.map((n) => values[n] || 0), backgroundColor: colours[i % colours.length] }));
+    const names = [...new Set(series.flatMap((s) => Object.keys(s.values)))].sort();
+    const datasets = series.map((s, i) => (
+      { label: s.label, data: names.map((n) => s.values[n] || 0), backgroundColor: colours[i % colours.length] }));
     charts[id] = new Chart(canvas, {
       type: "bar",
       data: { labels: names, datasets: datasets },
@@ -45,7 +45,7 @@
   bar("chart-orders", (figures.orders || {}).by_status || {}, "orders");
   bar("chart-failures", (figures.dead_letters || {}).by_failure_type || {}, "dead letters");
   bar("chart-duplicates", figures.duplicate_rate_percent || {}, "duplicate rate (%)");
-  stacked("chart-integrations", figures.calls || {}, ["#2357c5", "#b3261e"]);
+  stacked("chart-integrations", figures.calls || [], ["#2357c5", "#b3261e"]);
 
   const live = document.getElementById("live");
   if (!live || typeof EventSource === "undefined") return;
