@@ -26,8 +26,8 @@ from waybill.common.topics import RETRY_OUTCOMES
 from waybill.monitor import operations, tables
 from waybill.monitor.api import ERROR_STATUS, router
 from waybill.monitor.dead_letters import DeadLetters
-from waybill.monitor.ingest import Ingest
-from waybill.monitor.recorder import CONSUMER_GROUP, Recorder
+from waybill.monitor.ingest import CONSUMER_GROUP, Ingest
+from waybill.monitor.recorder import Recorder
 from waybill.monitor.settings import MonitorSettings
 from waybill.monitor.ui import install as install_ui
 
