@@ -47,5 +47,7 @@ def shipment_events(tenant_id: str, postal_code: str, agent_id: str, *steps: str
     ]
 
 
-def profile(capacity: int, zips: list[str], *, active: bool = True) -> dict[str, Any]:
-    return {"name": "Ada", "capacity": capacity, "service_zip_codes": zips, "active": active}
+def profile(
+    capacity: int, zips: list[str], *, active: bool = True, name: str = "Ada"
+) -> dict[str, Any]:
+    return {"name": name, "capacity": capacity, "service_zip_codes": zips, "active": active}
