@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+from tests.capacity_records import agent_events, profile, shipment_events
 from tests.monitor_stack import dead_letter
 from tests.ui_support import (
     CHROMIUM,
@@ -30,7 +31,7 @@ from waybill.common.contracts.orders import OrderCancelled
 from waybill.common.contracts.payments import PaymentCaptured, PaymentCreated, PaymentRefunded
 from waybill.common.envelope import EventEnvelope
 from waybill.devstack.eventually import eventually
-from waybill.devstack.records import envelope, publish
+from waybill.devstack.records import envelope, publish, wait_caught_up
 from waybill.devstack.testing import Infra, Tenant
 
 pytestmark = [pytest.mark.infra, NEEDS_CHROMIUM]
@@ -233,6 +234,83 @@ async def test_a_revoked_keys_session_stops_working(infra: Infra, operator: Tena
         return await page.get_by_role("heading", name="Log in").is_visible()
 
     await eventually(login_page_shown, what="the login page after the revocation")
+
+
+async def with_capacity(infra: Infra, operator: Tenant) -> dict[str, Any]:
+    """Two agents (one of them later at capacity 1 in a postal code with two shipments: a
+    hotspot) and their shipments, as shipping publishes them: ``/api/overview``'s capacity."""
+    ada, bob = f"agt_{uuid.uuid4().hex}", f"agt_{uuid.uuid4().hex}"
+    await publish(
+        infra.bootstrap_servers,
+        topics.SHIPPING_EVENTS,
+        *agent_events(operator.id, ada, profile(4, ["10115", "10117"]), profile(1, ["10117"])),
+        *agent_events(operator.id, bob, profile(4, ["10115"], name="Bob")),
+        *shipment_events(operator.id, "10117", ada, "in_transit"),
+        *shipment_events(operator.id, "10117", ada, "in_transit", "failed"),
+        *shipment_events(operator.id, "10115", bob, "in_transit"),
+        *shipment_events(operator.id, "10115", bob, "in_transit", "delivered"),
+    )
+
+    await wait_caught_up(infra.bootstrap_servers, "monitor", topics.SHIPPING_EVENTS)
+    capacity: dict[str, Any] = (await api_overview(operator))["capacity"]
+    assert [code["active_shipments"] for code in capacity["postal_codes"]] == [1, 2]
+    return capacity
+
+
+async def test_the_capacity_page_shows_the_apis_capacity_with_its_hotspots(
+    infra: Infra, operator: Tenant, page: Page
+):
+    capacity = await with_capacity(infra, operator)
+    await log_in(page, key_of(operator.admin))
+    nav = await page.locator("header nav a").all_inner_texts()
+    assert nav[:2] == ["Overview", "Capacity"]
+
+    await page.get_by_role("link", name="Capacity").click()
+
+    await expect(page.get_by_role("heading", name="Capacity")).to_be_visible()
+    await expect(page.locator("canvas#chart-utilisation")).to_be_visible()
+    postal_codes = await page.eval_on_selector_all(
+        "#postal-codes tr[data-postal-code]",
+        """rows => rows.map(r => ({postal_code: r.dataset.postalCode,
+             hotspot_row: r.classList.contains('hotspot'),
+             ...Object.fromEntries([...r.querySelectorAll('[data-field]')].map(c =>
+               [c.dataset.field, c.dataset.value ?? c.textContent.trim()]))}))""",
+    )
+    assert [
+        {
+            "postal_code": row["postal_code"],
+            "agents": int(row["agents"]),
+            "active_shipments": int(row["active_shipments"]),
+            "capacity": int(row["capacity"]),
+            "utilisation": float(row["utilisation"]),
+            "hotspot": row["hotspot"] == "true",
+        }
+        for row in postal_codes
+    ] == capacity["postal_codes"]
+    assert [row["hotspot_row"] for row in postal_codes] == [False, True]  # 10117: 2 of 1
+    agents = await page.eval_on_selector_all(
+        "#agents tr[data-agent]",
+        """rows => rows.map(r => ({id: r.dataset.agent, name: r.cells[0].textContent.trim(),
+             ...Object.fromEntries([...r.querySelectorAll('[data-field]')].map(c =>
+               [c.dataset.field, c.dataset.value ?? c.textContent.trim()]))}))""",
+    )
+    assert [
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "active_shipments": int(row["active_shipments"]),
+            "capacity": int(row["capacity"]),
+            "utilisation": float(row["utilisation"]),
+        }
+        for row in agents
+    ] == capacity["agents"]
+    utilisation = page.locator('tr[data-postal-code="10117"] [data-field="utilisation"]')
+    await expect(utilisation).to_have_text("200.0 %")
+    await expect(page.locator("#hotspots")).to_contain_text("10117")
+    await screenshot(page, ARTIFACTS, "capacity")
+    await page.set_viewport_size(PHONE)
+    await expect(page.locator("#postal-codes")).to_be_visible()
+    await screenshot(page, ARTIFACTS, "capacity-phone")
 
 
 async def _items(operator: Tenant) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.capacity_records import agent_events, profile, shipment_events
 
 from waybill.common import topics
 from waybill.common.contracts.orders import OrderCancelled
@@ -124,9 +125,17 @@ async def test_rebuild_from_the_consumed_copy_gives_identical_figures_even_after
         infra.bootstrap_servers, topics.ORDERS_EVENTS, cancelled(operator), cancelled(operator)
     )
     await publish(infra.bootstrap_servers, topics.PAYMENTS_EVENTS, *payment_stream(operator))
-    await caught_up(infra, topics.ORDERS_EVENTS, topics.PAYMENTS_EVENTS)
+    agent = f"agt_{uuid.uuid4().hex}"
+    await publish(
+        infra.bootstrap_servers,
+        topics.SHIPPING_EVENTS,
+        *agent_events(operator.id, agent, profile(2, ["10115"]), profile(3, ["10115"])),
+        *shipment_events(operator.id, "10115", agent, "in_transit"),
+    )
+    await caught_up(infra, topics.ORDERS_EVENTS, topics.PAYMENTS_EVENTS, topics.SHIPPING_EVENTS)
     before = _projected(await overview(operator))
     assert before["orders"]["by_status"] == {"cancelled": 2}
+    assert [a["active_shipments"] for a in before["capacity"]["agents"]] == [1]
     # Damage a read model the way a bug would: the rebuild must not depend on it.
     conn = await asyncpg.connect(infra.settings().asyncpg_dsn(service_database("monitor")))
     try:
@@ -135,6 +144,10 @@ async def test_rebuild_from_the_consumed_copy_gives_identical_figures_even_after
         )
         await conn.execute(
             "UPDATE payment_states SET refunded_cents = 0 WHERE tenant_id = $1", operator.id
+        )
+        await conn.execute("UPDATE agent_states SET capacity = 1 WHERE tenant_id = $1", operator.id)
+        await conn.execute(
+            "UPDATE shipment_states SET agent_id = NULL WHERE tenant_id = $1", operator.id
         )
     finally:
         await conn.close()

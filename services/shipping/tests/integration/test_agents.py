@@ -1,12 +1,18 @@
 """The agent directory: an agent gets its key once, changes take effect for dispatch, the
-capacity view shows load and hotspots, and finding who serves a postal code uses the GIN index."""
+capacity view shows load and hotspots, finding who serves a postal code uses the GIN index, and
+every change is an event of the agent's stream (published, without its key)."""
 
 from __future__ import annotations
+
+import json
 
 import asyncpg
 from tests.shipping_stack import ShippingTenant
 
+from waybill.common import topics
 from waybill.common.settings import service_database
+from waybill.devstack.eventually import eventually
+from waybill.devstack.records import read_records
 from waybill.devstack.testing import Infra
 
 
@@ -110,3 +116,55 @@ async def test_the_postal_code_lookup_uses_the_gin_index(infra: Infra, shipping_
     print(f"\nEXPLAIN of the postal-code lookup:\n{plan}")
     assert "ix_agents_zip_codes" in plan, plan
     assert "Seq Scan on agents" not in plan, plan
+
+
+async def test_every_change_of_an_agent_is_an_event_of_its_stream_without_its_key(
+    infra: Infra, shipper: ShippingTenant
+):
+    agent = await shipper.add_agent(["E1"], capacity=2, name="Ada")
+    for change in ({"capacity": 5}, {"active": False, "service_zip_codes": ["e 2", "E1"]}):
+        patched = await shipper.admin.patch(f"/agents/{agent.id}", json=change)
+        assert patched.status_code == 200, patched.text
+    refused = await shipper.admin.patch(f"/agents/{agent.id}", json={"capacity": 0})
+    assert refused.status_code == 422  # and nothing appended
+
+    conn = await asyncpg.connect(infra.settings().asyncpg_dsn(service_database("shipping")))
+    try:
+        stored = await conn.fetch(
+            "SELECT version, type, tenant_id, data FROM events WHERE stream_id = $1"
+            " ORDER BY version",
+            agent.id,
+        )
+    finally:
+        await conn.close()
+    published = await eventually(
+        lambda: read_records(
+            infra.bootstrap_servers, topics.SHIPPING_EVENTS, lambda r: r.key == agent.id.encode()
+        ),
+        until=lambda found: len(found) == 3,
+        what="the agent's events on Kafka",
+    )
+
+    assert [(r["version"], r["type"]) for r in stored] == [
+        (1, "agent.registered"),
+        (2, "agent.updated"),
+        (3, "agent.updated"),
+    ]
+    assert {r["tenant_id"] for r in stored} == {shipper.id}
+    profiles = [json.loads(r["data"]) for r in stored]
+    assert profiles[-1] == {
+        "agent_id": agent.id,
+        "name": "Ada",
+        "capacity": 5,
+        "service_zip_codes": ["E1", "E2"],
+        "active": False,
+        "shifts": [],
+    }
+    assert [(r.headers["ce_sequence"], r.headers["ce_type"]) for r in published] == [
+        ("1", "agent.registered"),
+        ("2", "agent.updated"),
+        ("3", "agent.updated"),
+    ]
+    assert [r.data for r in published] == profiles
+    key = agent.body["api_key"]
+    assert not any(key in json.dumps(p) or "key" in "".join(p) for p in profiles)

@@ -41,6 +41,7 @@ def consumed_events() -> list[type[DomainEvent]]:
         *orders.ORDER_EVENTS,
         *payments.PAYMENT_EVENTS,
         *shipping.SHIPPING_EVENTS,
+        *shipping.AGENT_EVENTS,
         *notifier.NOTIFIER_EVENTS,
     )
     return [model for model in every if model.public]

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from waybill.monitor import repository
+from waybill.monitor import capacity, repository
 from waybill.monitor.tables import (
     notification_states,
     order_states,
@@ -61,6 +61,7 @@ async def overview(engine: AsyncEngine, tenant_id: str) -> dict[str, Any]:
                 "by_status": _sum_by(letters, "status"),
                 "by_failure_type": _sum_by(letters, "failure_type"),
             },
+            "capacity": await capacity.capacity(conn, tenant_id),
         }
 
 

@@ -7,6 +7,8 @@ that last set its status. An event applies like this (``repository.project``):
   never moves a status back;
 - its facts that do not depend on order fill in what is still missing (a payment's provider
   and currency, a notification's channel) whatever its sequence;
+- an event without a status of its own (an assignment accepted) only fills in its facts;
+- an agent's events each carry its whole profile: the newest sequence sets all of it;
 - amounts are facts of their own event: a capture sets the captured amount, each refund adds
   its own; the inbox (the event id is ``consumed_events``' key) makes each count once.
 
@@ -84,9 +86,38 @@ def _notification(status: str) -> Rule:
     )
 
 
-_orders, _shipments = tables.order_states, tables.shipment_states
+def _shipment(status: str | None) -> Rule:
+    """A shipment's status; its postal code and agent fill in from whichever event names them
+    first (the capacity view counts them as shipping does)."""
+
+    def rule(e: StreamEvent, event: Any) -> Projected:
+        facts = {
+            name: getattr(event, name)
+            for name in ("postal_code", "agent_id")
+            if getattr(event, name, None) is not None
+        }
+        return Projected(tables.shipment_states, e.subject, status, facts)
+
+    return rule
+
+
+def _agent(e: StreamEvent, event: Any) -> Projected:
+    return Projected(
+        tables.agent_states,
+        event.agent_id,
+        "active" if event.active else "inactive",
+        {
+            "name": event.name,
+            "capacity": event.capacity,
+            "service_zip_codes": list(event.service_zip_codes),
+        },
+    )
+
+
+_orders = tables.order_states
 # The one table: event class -> what it does to which read model. Types not here (stock,
-# assignments, SLA breaches, ...) are kept in consumed_events and the feed, and project nothing.
+# offers, declines, SLA breaches, ...) are kept in consumed_events and the feed, and project
+# nothing.
 RULES: dict[type[BaseModel], Rule] = {
     orders.OrderPlaced: _status(_orders, "pending_payment"),
     orders.OrderPaid: _status(_orders, "paid"),
@@ -96,12 +127,15 @@ RULES: dict[type[BaseModel], Rule] = {
     orders.OrderShipped: _status(_orders, "shipped"),
     orders.OrderDelivered: _status(_orders, "delivered"),
     orders.OrderReturned: _status(_orders, "returned"),
-    shipping.ShipmentCreated: _status(_shipments, "pending"),
-    shipping.ShipmentInTransit: _status(_shipments, "in_transit"),
-    shipping.ShipmentDelivered: _status(_shipments, "delivered"),
-    shipping.ShipmentFailed: _status(_shipments, "failed"),
-    shipping.ShipmentReturned: _status(_shipments, "returned"),
-    shipping.ShipmentCancelled: _status(_shipments, "cancelled"),
+    shipping.ShipmentCreated: _shipment("pending"),
+    shipping.ShipmentAssignmentAccepted: _shipment(None),
+    shipping.ShipmentInTransit: _shipment("in_transit"),
+    shipping.ShipmentDelivered: _shipment("delivered"),
+    shipping.ShipmentFailed: _shipment("failed"),
+    shipping.ShipmentReturned: _shipment("returned"),
+    shipping.ShipmentCancelled: _shipment("cancelled"),
+    shipping.AgentRegistered: _agent,
+    shipping.AgentUpdated: _agent,
     payments.PaymentCreated: _payment("pending"),
     payments.PaymentProcessing: _payment("processing"),
     payments.PaymentCaptured: _payment("captured"),

@@ -11,20 +11,24 @@ from sqlalchemy import Row, Select, Table, and_, case, func, insert, select, tex
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from waybill.common.contracts.shipping import ACTIVE_SHIPMENT_STATUSES
 from waybill.monitor.tables import (
     READ_MODELS,
+    agent_states,
     consumed_events,
     dead_letter_audit,
     dead_letters,
     dlq_records,
     payment_states,
+    shipment_states,
     webhook_messages,
 )
 
 # Facts a later event adds to (each refund its own amount); every other fact fills in.
 _ADDED = frozenset({"refunded_cents"})
-# Facts that belong to the status: they change with it, under the same sequence guard.
-_WITH_STATUS = frozenset({"at"})
+# Facts that belong to the status: they change with it, under the same sequence guard (an
+# agent's profile is one such fact set: each of its events carries all of it).
+_WITH_STATUS = frozenset({"at", "name", "capacity", "service_zip_codes"})
 # Facts set by one event of their own (a capture's amount), whatever the order.
 _SET = frozenset({"captured_cents"})
 
@@ -82,18 +86,22 @@ async def project(
     status: str | None,
     facts: dict[str, Any],
 ) -> None:
-    """Upsert one read model row under the sequence guard (``projections``)."""
+    """Upsert one read model row under the sequence guard (``projections``). ``status`` None:
+    the event only adds facts (an assignment's agent); the status and its sequence stay."""
     key_column = next(c for c in table.primary_key.columns if c.name != "tenant_id")
     statement = pg_insert(table).values(
-        tenant_id=tenant_id, **{key_column.name: key}, status=status, sequence=sequence, **facts
+        tenant_id=tenant_id,
+        **{key_column.name: key},
+        status=status,
+        sequence=sequence if status is not None else 0,
+        **facts,
     )
     existing, new = table.c, statement.excluded
     newer = new.sequence > existing.sequence
-    changes: dict[str, Any] = {
-        "status": case((newer, new.status), else_=existing.status),
-        "sequence": func.greatest(existing.sequence, new.sequence),
-        "updated_at": func.now(),
-    }
+    changes: dict[str, Any] = {"updated_at": func.now()}
+    if status is not None:
+        changes["status"] = case((newer, new.status), else_=existing.status)
+        changes["sequence"] = func.greatest(existing.sequence, new.sequence)
     for name in facts:
         if name in _ADDED:
             changes[name] = existing[name] + new[name]
@@ -108,6 +116,45 @@ async def project(
             index_elements=[table.c.tenant_id, key_column], set_=changes
         )
     )
+
+
+def _active_shipments() -> Any:
+    """The agent's shipments in an active status (shipping's definition, from the contract)."""
+    return (
+        select(func.count())
+        .select_from(shipment_states)
+        .where(
+            shipment_states.c.tenant_id == agent_states.c.tenant_id,
+            shipment_states.c.agent_id == agent_states.c.agent_id,
+            shipment_states.c.status.in_(ACTIVE_SHIPMENT_STATUSES),
+        )
+        .scalar_subquery()
+    )
+
+
+async def agents_with_load(conn: AsyncConnection, tenant_id: str) -> Sequence[Any]:
+    """Every agent of the tenant with its active shipments, by agent id (the capacity view)."""
+    query = (
+        select(agent_states, _active_shipments().label("active_shipments"))
+        .where(agent_states.c.tenant_id == tenant_id)
+        .order_by(agent_states.c.agent_id)
+    )
+    return (await conn.execute(query)).all()
+
+
+async def active_by_postal_code(conn: AsyncConnection, tenant_id: str) -> dict[str, int]:
+    """Active shipments per postal code, assigned or still waiting for an agent."""
+    c = shipment_states.c
+    rows = await conn.execute(
+        select(c.postal_code, func.count())
+        .where(
+            c.tenant_id == tenant_id,
+            c.status.in_(ACTIVE_SHIPMENT_STATUSES),
+            c.postal_code.is_not(None),
+        )
+        .group_by(c.postal_code)
+    )
+    return {code: int(count) for code, count in rows}
 
 
 async def truncate_read_models(conn: AsyncConnection) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from waybill.common.eventstore.schema import define_common_tables
 from waybill.common.queue import define_queue_tables
@@ -77,7 +77,15 @@ def _state_table(name: str, key: str, *columns: Column[object]) -> Table:
 
 
 order_states = _state_table("order_states", "order_id")
-shipment_states = _state_table("shipment_states", "shipment_id")
+# A shipment's status, postal code and the agent who accepted it: what the capacity view counts
+# (``capacity``), as shipping does.
+shipment_states = _state_table(
+    "shipment_states",
+    "shipment_id",
+    Column("postal_code", Text, nullable=True),
+    Column("agent_id", Text, nullable=True),
+)
+Index("ix_shipment_states_tenant_agent", shipment_states.c.tenant_id, shipment_states.c.agent_id)
 payment_states = _state_table(
     "payment_states",
     "payment_id",
@@ -98,7 +106,24 @@ notification_states = _state_table(
     "notification_states", "notification_id", Column("channel", Text, nullable=False)
 )
 
-READ_MODELS = (order_states, shipment_states, payment_states, webhook_messages, notification_states)
+# A delivery agent's profile from shipping's agent events (status ``active|inactive``); each
+# event carries the whole profile, so the newest sequence sets every column.
+agent_states = _state_table(
+    "agent_states",
+    "agent_id",
+    Column("name", Text, nullable=True),
+    Column("capacity", Integer, nullable=True),
+    Column("service_zip_codes", ARRAY(Text), nullable=True),
+)
+
+READ_MODELS = (
+    order_states,
+    shipment_states,
+    payment_states,
+    webhook_messages,
+    notification_states,
+    agent_states,
+)
 
 # One row per dead letter: its first record on waybill.dlq (a failed retry of it updates it).
 dead_letters = Table(

@@ -258,6 +258,30 @@ class IntegrationCalls(BaseModel):
     outcomes: dict[str, int] = Field(description="calls by outcome (ok or an error class)")
 
 
+class PostalCodeLoad(BaseModel):
+    postal_code: str
+    agents: int = Field(description="active agents serving it")
+    active_shipments: int
+    capacity: int = Field(description="the sum of its active agents' capacities")
+    utilisation: float
+    hotspot: bool = Field(description="utilisation above 0.7")
+
+
+class AgentLoad(BaseModel):
+    id: str
+    name: str
+    active_shipments: int
+    capacity: int
+    utilisation: float
+
+
+class CapacityFigures(BaseModel):
+    """Shipping's ``GET /capacity``, from its agent and shipment events."""
+
+    postal_codes: list[PostalCodeLoad]
+    agents: list[AgentLoad]
+
+
 class Overview(BaseModel):
     orders: ByStatus
     shipments: ByStatus
@@ -266,6 +290,7 @@ class Overview(BaseModel):
     webhook_deliveries: dict[Literal["last_hour", "last_24h"], WebhookWindow]
     notifications: NotificationFigures
     dead_letters: DeadLetterFigures
+    capacity: CapacityFigures = Field(description="agent capacity and hotspots (from shipping)")
     consumer_lag: ConsumerLag
     outbox_backlog: dict[str, OutboxBacklog] = Field(description="by service")
     circuit_breakers: dict[str, Breakers] = Field(description="by service")

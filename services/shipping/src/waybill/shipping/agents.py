@@ -5,6 +5,11 @@ dispatch happens when it changes: an agent that may now take shipments (new, re-
 more capacity, other postal codes, other shifts) wakes the shipments waiting in its postal
 codes, in the same transaction, and the dispatcher offers them at its next turn.
 
+Every change of the row is also an event of the agent's stream (``agent.registered``,
+``agent.updated``: its whole profile, never its key), appended in the same transaction, so the
+outbox publishes exactly the changes that committed and readers (the monitor's capacity view)
+follow the directory from events.
+
 Creating an agent spans two databases (its key in the shared auth database, its row in
 shipping's): the key is issued first and revoked again if the row cannot be written, so no
 key outlives a failed creation.
@@ -19,10 +24,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.auth import IssuedKey
-from waybill.common.eventstore import Caller
+from waybill.common.contracts.shipping import (
+    HOTSPOT_UTILISATION,
+    AgentProfile,
+    AgentRegistered,
+    AgentShift,
+    AgentUpdated,
+)
+from waybill.common.eventstore import Caller, EventStore, append_decided
 from waybill.common.keyset import Position
 from waybill.shipping import repository as db
 from waybill.shipping.domain.agents import Shift
@@ -40,15 +52,18 @@ from waybill.shipping.views import (
 
 log = structlog.get_logger(__name__)
 
-HOTSPOT_UTILISATION = 0.7  # a postal code above this is a hotspot (CONTRACT.md § shipping)
 
 IssueKey = Callable[[str, str], Awaitable[IssuedKey]]  # (tenant, agent id) -> key
 RevokeKey = Callable[[str, str], Awaitable[object]]  # (tenant, key id)
 
 
+AGENT_STREAM_TYPE = "agent"
+
+
 @dataclass
 class AgentDirectory:
     engine: AsyncEngine
+    store: EventStore
     issue_key: IssueKey
     revoke_key: RevokeKey
     policy: Policy = field(default_factory=Policy)
@@ -81,6 +96,7 @@ class AgentDirectory:
                     key_id=issued.key_id,
                     now=now,
                 )
+                await self._record(conn, caller, AgentRegistered, row, version=0)
                 woken = await db.wake_waiting(conn, caller.tenant_id, zips, now)
         except BaseException:
             await self.revoke_key(caller.tenant_id, issued.key_id)
@@ -98,11 +114,44 @@ class AgentDirectory:
                 raise AgentNotFound(f"agent {agent_id} not found")
             row = await db.update_agent(conn, caller.tenant_id, agent_id, changes, now)
             assert row is not None
+            # The row is locked: nobody else appends to the agent's stream meanwhile. (An agent
+            # created before its events existed starts its stream here, at version 0.)
+            version = await self.store.stream_version(conn, agent_id)
+            await self._record(conn, caller, AgentUpdated, row, version=version)
             # Whatever changed, the agent may now be eligible where it was not: let the
             # dispatcher look at its postal codes again (it re-checks everything itself).
             await db.wake_waiting(conn, caller.tenant_id, row.service_zip_codes, now)
         self.wake_dispatcher()
         return AgentView.from_row(row)
+
+    async def _record(
+        self,
+        conn: AsyncConnection,
+        caller: Caller,
+        kind: type[AgentProfile],
+        row: Any,
+        *,
+        version: int,
+    ) -> None:
+        """Append the agent's profile as it is now in ``row`` (its key id stays out)."""
+        view = AgentView.from_row(row)
+        event = kind(
+            agent_id=view.id,
+            name=view.name,
+            capacity=view.capacity,
+            service_zip_codes=tuple(view.service_zip_codes),
+            active=view.active,
+            shifts=tuple(AgentShift(**shift.model_dump()) for shift in view.shifts),
+        )
+        await append_decided(
+            self.store,
+            conn,
+            caller,
+            stream_id=view.id,
+            stream_type=AGENT_STREAM_TYPE,
+            expected_version=version,
+            events=[event],
+        )
 
     async def get(self, tenant_id: str, agent_id: str) -> AgentView:
         async with self.engine.connect() as conn:

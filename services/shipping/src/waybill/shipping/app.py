@@ -68,7 +68,12 @@ def build_app(settings: ShippingSettings | None = None) -> FastAPI:
         return await revoke_key(settings, key_id, tenant_id=tenant_id)
 
     agents = AgentDirectory(
-        engine, issue_agent_key, revoke_agent_key, policy=policy, wake_dispatcher=dispatch.wake
+        engine,
+        kit.store,
+        issue_agent_key,
+        revoke_agent_key,
+        policy=policy,
+        wake_dispatcher=dispatch.wake,
     )
 
     kit.life.component(Role.WORKERS, "dispatcher", lambda: dispatch)

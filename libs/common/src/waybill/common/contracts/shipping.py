@@ -7,6 +7,10 @@ The delivery code travels sealed (encrypted with the key shipping and the notifi
 view or log shows.
 A code that fails the check is recorded in the stream too (``shipment.delivery_code_rejected``,
 private: the lock after five wrong tries must survive a restart and fold from the stream).
+
+Each delivery agent is a stream too (key = agent id): its profile as registered and after each
+change (``agent.registered``, ``agent.updated``), so a reader such as the monitor can follow
+capacity without shipping's tables. The agent's API key (or its hash) is never in them.
 """
 
 from __future__ import annotations
@@ -14,12 +18,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
+from pydantic import BaseModel, ConfigDict
+
 from waybill.common.contracts.event import DomainEvent
 from waybill.common.registry import EventRegistry
 
 # The delivery code, sealed for the notifier (Fernet) and keyed-hashed for shipping's check
 # (HMAC-SHA256): neither may leave the two services (``DomainEvent.redacted``).
 SEALED_CODE = frozenset({"delivery_code_sealed", "delivery_code_hash"})
+
+# The shipment statuses in which an assigned shipment counts against its agent's capacity, and
+# the load of a postal code (shipping's ``domain.shipment.ACTIVE`` is built from it).
+ACTIVE_SHIPMENT_STATUSES: tuple[str, ...] = ("pending", "in_transit", "failed")
+# A postal code whose utilisation is above this is a hotspot (CONTRACT.md § shipping).
+HOTSPOT_UTILISATION = 0.7
 
 # Why a delivery attempt failed (CONTRACT.md § shipping, ``mark_failed``).
 FAILURE_REASONS = (
@@ -161,6 +173,39 @@ class DeliveryCodeRejected(ShippingEvent):
     agent_id: str
 
 
+class AgentShift(BaseModel):
+    """A weekly shift in UTC (weekday 0 = Monday; an end before the start runs past midnight)."""
+
+    model_config = ConfigDict(frozen=True)
+    weekday: int
+    start: str  # HH:MM
+    end: str  # HH:MM
+
+
+class AgentProfile(ShippingEvent):
+    """An agent's whole profile after the change: a reader needs no earlier event of the stream
+    to know it (the newest sequence wins)."""
+
+    agent_id: str
+    name: str
+    capacity: int
+    service_zip_codes: tuple[str, ...]
+    active: bool
+    shifts: tuple[AgentShift, ...] = ()
+
+
+class AgentRegistered(AgentProfile):
+    """``POST /agents``: a new delivery agent (active)."""
+
+    event_type: ClassVar[str] = "agent.registered"
+
+
+class AgentUpdated(AgentProfile):
+    """``PATCH /agents/{id}``: its profile after the change."""
+
+    event_type: ClassVar[str] = "agent.updated"
+
+
 SHIPPING_EVENTS: tuple[type[ShippingEvent], ...] = (
     ShipmentCreated,
     ShipmentAssignmentOffered,
@@ -178,6 +223,11 @@ SHIPPING_EVENTS: tuple[type[ShippingEvent], ...] = (
 )
 
 
+# The agent directory's events: not news of a shipment (the notifier does not fan them out),
+# read by the monitor's capacity view.
+AGENT_EVENTS: tuple[type[ShippingEvent], ...] = (AgentRegistered, AgentUpdated)
+
+
 def register(registry: EventRegistry) -> EventRegistry:
     """Add every event the shipping service appends."""
-    return registry.add(*SHIPPING_EVENTS)
+    return registry.add(*SHIPPING_EVENTS, *AGENT_EVENTS)

@@ -12,7 +12,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from waybill.monitor.settings import MonitorSettings
-from waybill.monitor.ui import bulk_pages, dead_letter_pages, operations_pages, pages, stream
+from waybill.monitor.ui import (
+    bulk_pages,
+    capacity_page,
+    dead_letter_pages,
+    operations_pages,
+    pages,
+    stream,
+)
 from waybill.monitor.ui.sessions import CsrfRejected, LoginRequired, Sessions
 
 STATIC = Path(__file__).with_name("static")
@@ -24,7 +31,7 @@ def install(app: FastAPI, settings: MonitorSettings) -> None:
     app.state.ui_sessions = Sessions(
         secret.get_secret_value() if secret else secrets.token_urlsafe(32)
     )
-    for module in (pages, bulk_pages, dead_letter_pages, operations_pages, stream):
+    for module in (pages, capacity_page, bulk_pages, dead_letter_pages, operations_pages, stream):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.add_exception_handler(LoginRequired, _to_login)

@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from waybill.common.contracts.shipping import (
+    ACTIVE_SHIPMENT_STATUSES,
     FAILURE_REASONS,
     DeliveryCodeRejected,
     DeliveryCodeReset,
@@ -88,8 +89,9 @@ TRANSITIONS: dict[Action, tuple[frozenset[ShipmentStatus], ShipmentStatus]] = {
     Action.retry_delivery: (frozenset({S.failed, S.returned}), S.in_transit),
     Action.cancel: (frozenset({S.pending}), S.cancelled),
 }
-# An assigned shipment in these statuses counts against its agent's capacity.
-ACTIVE = frozenset({S.pending, S.in_transit, S.failed})
+# An assigned shipment in these statuses counts against its agent's capacity (the contract says
+# which, so the monitor's capacity view counts the same ones).
+ACTIVE = frozenset(S(status) for status in ACTIVE_SHIPMENT_STATUSES)
 
 
 @dataclass(frozen=True)
