@@ -1,9 +1,11 @@
 """The monitor's admin UI in a real browser against the whole stack (``waybill up``) after
 ``waybill load`` with delivery agents, and one poison event in each of two consumer groups.
 
-An admin logs in and opens every page: each figure it shows is the API's (``/api/overview``),
-and they are the load's, not zero. The shipping group's dead letter is fixed (its data edited
-on its page) and retried by clicking: it is resolved and shipping applied it once. The
+An admin logs in and opens every page (overview, capacity, idempotency, third-party calls,
+failure taxonomy, retry policy, dead letters): each figure it shows is the API's
+(``/api/overview``), and they are the load's, not zero. The shipping group's dead letter is
+fixed (its data edited on its page) and retried by clicking: it is resolved and shipping
+applied it once. The
 notifier's is abandoned by a bulk job from the UI, whose progress the job page shows; the CSV
 export holds what the API lists. Screenshots: ``test-artifacts/monitor-stack/``.
 """
@@ -28,6 +30,8 @@ from tests.ui_support import (
     LAPTOP,
     NEEDS_CHROMIUM,
     PHONE,
+    assert_capacity_page,
+    assert_fleet_pages,
     assert_shows,
     figures_shown,
     launched,
@@ -133,6 +137,21 @@ async def test_after_load_every_page_shows_the_apis_figures_and_dead_letters_are
         await page.set_viewport_size(PHONE)
         await screenshot(page, FOLDER, "overview-phone")
         await page.set_viewport_size(LAPTOP)
+
+        await page.get_by_role("link", name="Capacity").click()
+        capacity = (await overview())["capacity"]
+        assert len(capacity["agents"]) == 2 and capacity["postal_codes"], capacity
+        await assert_capacity_page(page, capacity)
+        await screenshot(page, FOLDER, "capacity")
+
+        groups, calls = await assert_fleet_pages(page, api)
+        # The load's records went through every group, and its charges to the provider.
+        for name in ("payments/payments", "shipping/shipping", "notifier/notifier"):
+            assert groups[name]["applied"] > 0, groups
+        assert calls["payments/payment_provider"]["calls"] >= paid_orders
+        await screenshot(page, FOLDER, "integrations")
+        await page.goto("/ui/idempotency")
+        await screenshot(page, FOLDER, "idempotency")
 
         await page.get_by_role("link", name="Failure taxonomy").click()
         await expect(page.locator('[data-failure-count="business_logic_violation"]')).to_have_text(

@@ -8,10 +8,14 @@ Screenshots go to ``test-artifacts/<folder>/`` (gitignored); their paths are pri
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
+
+from waybill.devstack.eventually import eventually
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -95,3 +99,118 @@ def assert_shows(shown: dict[str, tuple[str, str]], figures: dict[str, Any]) -> 
     assert {path: text for path, (_, text) in shown.items()} == {
         path: shown_as(at(figures, path), fmt) for path, (fmt, _) in shown.items()
     }
+
+
+async def stable_overview(client: httpx.AsyncClient, page: Page, path: str) -> dict[str, Any]:
+    """``path`` loaded between two equal answers of ``/api/overview`` (the fleet's counters
+    stood still meanwhile): the figures the page was rendered with."""
+
+    def fleet_figures(figures: dict[str, Any]) -> Any:
+        return figures["idempotency"], figures["integrations"]
+
+    async def attempt() -> tuple[dict[str, Any], bool]:
+        before = (await client.get("/api/overview")).json()
+        await page.goto(path)
+        after = (await client.get("/api/overview")).json()
+        return after, fleet_figures(before) == fleet_figures(after)
+
+    figures, _ = await eventually(attempt, until=lambda found: found[1], what=f"{path} settled")
+    return figures
+
+
+async def rows_shown(page: Page, selector: str, key: str) -> dict[str, dict[str, str]]:
+    return await page.eval_on_selector_all(  # type: ignore[no-any-return]
+        f"{selector} tr[data-{key}]",
+        f"""rows => Object.fromEntries(rows.map(r => [r.dataset.{key}, Object.fromEntries(
+             [...r.querySelectorAll('[data-field]')].map(c => [c.dataset.field,
+               c.dataset.value !== undefined ? 'value:' + c.dataset.value : c.textContent.trim()])
+           )]))""",
+    )
+
+
+def expected_cell(value: Any, field: str) -> str:
+    if field in ("duplicate_rate", "error_rate") or field.endswith("_ms"):
+        return "value:" + ("null" if value is None else str(value))
+    if field == "last_error":
+        return value or "—"
+    if field == "last_error_at":
+        return "—" if value is None else value  # replaced below by the time shown
+    return str(value)
+
+
+async def assert_fleet_pages(
+    tab: Page, api: httpx.AsyncClient
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Open the idempotency and third-party calls pages from the nav and check every row and
+    cell against ``/api/overview``; the API's rows by ``service/group`` and
+    ``service/integration``."""
+    from playwright.async_api import expect
+
+    await tab.get_by_role("link", name="Idempotency").click()
+    await expect(tab.get_by_role("heading", name="Idempotency")).to_be_visible()
+    figures = await stable_overview(api, tab, "/ui/idempotency")
+    shown = await rows_shown(tab, "#idempotency", "group")
+    groups = {f"{g['service']}/{g['consumer_group']}": g for g in figures["idempotency"]}
+    assert set(shown) == set(groups)
+    for name, cells in shown.items():
+        assert cells == {f: expected_cell(groups[name][f], f) for f in cells}, name
+    await expect(tab.locator("canvas#chart-duplicates")).to_be_visible()
+
+    await tab.get_by_role("link", name="Third-party calls").click()
+    await expect(tab.get_by_role("heading", name="Third-party calls")).to_be_visible()
+    figures = await stable_overview(api, tab, "/ui/integrations")
+    shown = await rows_shown(tab, "#integrations", "integration")
+    calls = {f"{c['service']}/{c['integration']}": c for c in figures["integrations"]}
+    assert set(shown) == set(calls)
+    for name, cells in shown.items():
+        expected = {f: expected_cell(calls[name][f], f) for f in cells}
+        at = calls[name]["last_error_at"]
+        if at is not None:
+            expected["last_error_at"] = datetime.fromisoformat(at).strftime("%Y-%m-%d %H:%M:%S UTC")
+        assert cells == expected, name
+    await expect(tab.locator("canvas#chart-integrations")).to_be_visible()
+    return groups, calls
+
+
+async def assert_capacity_page(page: Page, capacity: dict[str, Any]) -> list[dict[str, Any]]:
+    """On the capacity page: every postal code's and agent's row is the API's ``capacity``;
+    the postal codes' rows as shown (with ``hotspot_row``: the row is highlighted)."""
+    from playwright.async_api import expect
+
+    await expect(page.get_by_role("heading", name="Capacity")).to_be_visible()
+    await expect(page.locator("canvas#chart-utilisation")).to_be_visible()
+    postal_codes = await page.eval_on_selector_all(
+        "#postal-codes tr[data-postal-code]",
+        """rows => rows.map(r => ({postal_code: r.dataset.postalCode,
+             hotspot_row: r.classList.contains('hotspot'),
+             ...Object.fromEntries([...r.querySelectorAll('[data-field]')].map(c =>
+               [c.dataset.field, c.dataset.value ?? c.textContent.trim()]))}))""",
+    )
+    assert [
+        {
+            "postal_code": row["postal_code"],
+            "agents": int(row["agents"]),
+            "active_shipments": int(row["active_shipments"]),
+            "capacity": int(row["capacity"]),
+            "utilisation": float(row["utilisation"]),
+            "hotspot": row["hotspot"] == "true",
+        }
+        for row in postal_codes
+    ] == capacity["postal_codes"]
+    agents = await page.eval_on_selector_all(
+        "#agents tr[data-agent]",
+        """rows => rows.map(r => ({id: r.dataset.agent, name: r.cells[0].textContent.trim(),
+             ...Object.fromEntries([...r.querySelectorAll('[data-field]')].map(c =>
+               [c.dataset.field, c.dataset.value ?? c.textContent.trim()]))}))""",
+    )
+    assert [
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "active_shipments": int(row["active_shipments"]),
+            "capacity": int(row["capacity"]),
+            "utilisation": float(row["utilisation"]),
+        }
+        for row in agents
+    ] == capacity["agents"]
+    return postal_codes  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ from tests.ui_support import (
     LAPTOP,
     NEEDS_CHROMIUM,
     PHONE,
+    assert_capacity_page,
     at,
     leaves,
     log_in,
@@ -267,43 +268,8 @@ async def test_the_capacity_page_shows_the_apis_capacity_with_its_hotspots(
 
     await page.get_by_role("link", name="Capacity").click()
 
-    await expect(page.get_by_role("heading", name="Capacity")).to_be_visible()
-    await expect(page.locator("canvas#chart-utilisation")).to_be_visible()
-    postal_codes = await page.eval_on_selector_all(
-        "#postal-codes tr[data-postal-code]",
-        """rows => rows.map(r => ({postal_code: r.dataset.postalCode,
-             hotspot_row: r.classList.contains('hotspot'),
-             ...Object.fromEntries([...r.querySelectorAll('[data-field]')].map(c =>
-               [c.dataset.field, c.dataset.value ?? c.textContent.trim()]))}))""",
-    )
-    assert [
-        {
-            "postal_code": row["postal_code"],
-            "agents": int(row["agents"]),
-            "active_shipments": int(row["active_shipments"]),
-            "capacity": int(row["capacity"]),
-            "utilisation": float(row["utilisation"]),
-            "hotspot": row["hotspot"] == "true",
-        }
-        for row in postal_codes
-    ] == capacity["postal_codes"]
+    postal_codes = await assert_capacity_page(page, capacity)
     assert [row["hotspot_row"] for row in postal_codes] == [False, True]  # 10117: 2 of 1
-    agents = await page.eval_on_selector_all(
-        "#agents tr[data-agent]",
-        """rows => rows.map(r => ({id: r.dataset.agent, name: r.cells[0].textContent.trim(),
-             ...Object.fromEntries([...r.querySelectorAll('[data-field]')].map(c =>
-               [c.dataset.field, c.dataset.value ?? c.textContent.trim()]))}))""",
-    )
-    assert [
-        {
-            "id": row["id"],
-            "name": row["name"],
-            "active_shipments": int(row["active_shipments"]),
-            "capacity": int(row["capacity"]),
-            "utilisation": float(row["utilisation"]),
-        }
-        for row in agents
-    ] == capacity["agents"]
     utilisation = page.locator('tr[data-postal-code="10117"] [data-field="utilisation"]')
     await expect(utilisation).to_have_text("200.0 %")
     await expect(page.locator("#hotspots")).to_contain_text("10117")

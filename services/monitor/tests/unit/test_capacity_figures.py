@@ -1,4 +1,4 @@
-"""The capacity view's rules (``waybill.monitor.capacity.figures``), the same as shipping's
+"""The capacity view's rules (``waybill.common.contracts.capacity``), the same as shipping's
 ``GET /capacity``: which postal codes are listed, whose capacity counts, when a code is a
 hotspot; and what the projection rules take from shipping's events."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from waybill.common.contracts import shipping as contract
+from waybill.common.contracts.capacity import AgentCapacity, capacity_figures
 from waybill.monitor import tables
-from waybill.monitor.capacity import AgentLoad, figures
 from waybill.monitor.projections import RULES, StreamEvent
 
 
@@ -19,8 +19,8 @@ def agent(
     active_shipments: int = 0,
     *,
     active: bool = True,
-) -> AgentLoad:
-    return AgentLoad(agent_id, agent_id.title(), capacity, active, zips, active_shipments)
+) -> AgentCapacity:
+    return AgentCapacity(agent_id, agent_id.title(), capacity, active, zips, active_shipments)
 
 
 def by_code(answer: dict) -> dict[str, dict]:
@@ -28,7 +28,7 @@ def by_code(answer: dict) -> dict[str, dict]:
 
 
 def test_a_postal_codes_capacity_is_its_active_agents_and_above_70_percent_is_a_hotspot():
-    answer = figures(
+    answer = capacity_figures(
         [agent("a", 4, ("1", "2"), 3), agent("b", 6, ("1",)), agent("c", 9, ("1",), active=False)],
         {"1": 7, "2": 3},
     )
@@ -46,7 +46,9 @@ def test_a_postal_codes_capacity_is_its_active_agents_and_above_70_percent_is_a_
 
 
 def test_codes_with_a_load_or_an_active_agent_are_listed_sorted_and_unserved_load_is_a_hotspot():
-    answer = figures([agent("a", 2, ("30",)), agent("z", 5, ("40",), active=False)], {"20": 1})
+    answer = capacity_figures(
+        [agent("a", 2, ("30",)), agent("z", 5, ("40",), active=False)], {"20": 1}
+    )
 
     assert [code["postal_code"] for code in answer["postal_codes"]] == ["20", "30"]
     assert by_code(answer)["20"] | {"postal_code": None} == {
@@ -61,7 +63,7 @@ def test_codes_with_a_load_or_an_active_agent_are_listed_sorted_and_unserved_loa
 
 
 def test_every_agent_is_listed_in_order_with_its_own_utilisation_inactive_ones_too():
-    answer = figures([agent("a", 3, ("1",), 1), agent("b", 2, (), 2, active=False)], {})
+    answer = capacity_figures([agent("a", 3, ("1",), 1), agent("b", 2, (), 2, active=False)], {})
 
     assert answer["agents"] == [
         {"id": "a", "name": "A", "active_shipments": 1, "capacity": 3, "utilisation": 0.333},

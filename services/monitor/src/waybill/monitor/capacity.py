@@ -16,26 +16,12 @@ published:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from waybill.common.contracts.shipping import HOTSPOT_UTILISATION
+from waybill.common.contracts.capacity import AgentCapacity, capacity_figures
 from waybill.monitor import repository
-
-
-@dataclass(frozen=True)
-class AgentLoad:
-    """One agent as the capacity view sees it."""
-
-    agent_id: str
-    name: str
-    capacity: int
-    active: bool
-    service_zip_codes: tuple[str, ...]
-    active_shipments: int
 
 
 async def capacity(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
@@ -43,7 +29,7 @@ async def capacity(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
     rows = await repository.agents_with_load(conn, tenant_id)
     demand = await repository.active_by_postal_code(conn, tenant_id)
     agents = [
-        AgentLoad(
+        AgentCapacity(
             agent_id=row.agent_id,
             name=row.name or "",
             capacity=int(row.capacity or 0),
@@ -53,45 +39,4 @@ async def capacity(conn: AsyncConnection, tenant_id: str) -> dict[str, Any]:
         )
         for row in rows
     ]
-    return figures(agents, demand)
-
-
-def figures(agents: Sequence[AgentLoad], demand: Mapping[str, int]) -> dict[str, Any]:
-    """Per postal code and per agent (``agents`` in the order they are listed)."""
-    serving: dict[str, list[AgentLoad]] = {code: [] for code in demand}
-    for agent in agents:
-        if agent.active:
-            for code in agent.service_zip_codes:
-                serving.setdefault(code, []).append(agent)
-    postal_codes = []
-    for code in sorted(serving):
-        total = sum(agent.capacity for agent in serving[code])
-        active = demand.get(code, 0)
-        utilisation = _utilisation(active, total)
-        postal_codes.append(
-            {
-                "postal_code": code,
-                "agents": len(serving[code]),
-                "active_shipments": active,
-                "capacity": total,
-                "utilisation": round(utilisation, 3),
-                "hotspot": utilisation > HOTSPOT_UTILISATION,
-            }
-        )
-    return {
-        "postal_codes": postal_codes,
-        "agents": [
-            {
-                "id": agent.agent_id,
-                "name": agent.name,
-                "active_shipments": agent.active_shipments,
-                "capacity": agent.capacity,
-                "utilisation": round(_utilisation(agent.active_shipments, agent.capacity), 3),
-            }
-            for agent in agents
-        ],
-    }
-
-
-def _utilisation(active: int, capacity: int) -> float:
-    return active / capacity if capacity else (1.0 if active else 0.0)
+    return capacity_figures(agents, demand)

@@ -27,8 +27,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.auth import IssuedKey
+from waybill.common.contracts.capacity import AgentCapacity, capacity_figures
 from waybill.common.contracts.shipping import (
-    HOTSPOT_UTILISATION,
     AgentProfile,
     AgentRegistered,
     AgentShift,
@@ -42,11 +42,9 @@ from waybill.shipping.domain.errors import AgentNotFound
 from waybill.shipping.domain.shipment import normalise_postal_code
 from waybill.shipping.handlers import Policy
 from waybill.shipping.views import (
-    AgentLoad,
     AgentView,
     CapacityView,
     CreatedAgentView,
-    PostalCodeLoad,
     SettingsView,
 )
 
@@ -172,37 +170,18 @@ class AgentDirectory:
         async with self.engine.connect() as conn:
             agents = await db.agents_with_load(conn, tenant_id)
             demand = await db.active_by_postal_code(conn, tenant_id)
-        serving: dict[str, list[Any]] = {code: [] for code in demand}
-        for agent in agents:
-            if agent.active:
-                for code in agent.service_zip_codes:
-                    serving.setdefault(code, []).append(agent)
-        postal_codes = []
-        for code in sorted(serving):
-            capacity = sum(a.capacity for a in serving[code])
-            active = demand.get(code, 0)
-            utilisation = active / capacity if capacity else (1.0 if active else 0.0)
-            postal_codes.append(
-                PostalCodeLoad(
-                    postal_code=code,
-                    agents=len(serving[code]),
-                    active_shipments=active,
-                    capacity=capacity,
-                    utilisation=round(utilisation, 3),
-                    hotspot=utilisation > HOTSPOT_UTILISATION,
-                )
-            )
         loads = [
-            AgentLoad(
-                id=a.agent_id,
+            AgentCapacity(
+                agent_id=a.agent_id,
                 name=a.name,
-                active_shipments=a.active_shipments,
                 capacity=a.capacity,
-                utilisation=round(a.active_shipments / a.capacity, 3),
+                active=a.active,
+                service_zip_codes=tuple(a.service_zip_codes),
+                active_shipments=a.active_shipments,
             )
             for a in agents
         ]
-        return CapacityView(postal_codes=postal_codes, agents=loads)
+        return CapacityView.model_validate(capacity_figures(loads, demand))
 
     async def settings(self, tenant_id: str) -> SettingsView:
         async with self.engine.connect() as conn:
