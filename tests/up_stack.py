@@ -179,11 +179,18 @@ def stack(_waybill_up: WaybillUp) -> WaybillUp:
     return _waybill_up
 
 
+def _uses_our_stack(item: pytest.Item) -> bool:
+    """``item`` asks for this plugin's ``stack`` (other modules have fixtures of that name)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.get("stack", ()) if info is not None else ()
+    return bool(definitions) and definitions[-1].func.__module__ == __name__
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests of the session's ``waybill up`` run one after another, from where the first of
     them was collected, the ones that stop it last: one start of the stack serves them all, and
     it is stopped (the Ctrl-C test) before the rest of the suite runs."""
-    users = [item for item in items if "stack" in getattr(item, "fixturenames", ())]
+    users = [item for item in items if _uses_our_stack(item)]
     if not users:
         return
     chosen = set(map(id, users))
