@@ -7,7 +7,7 @@ Screenshots go to ``test-artifacts/<folder>/`` (gitignored); their paths are pri
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,18 +101,24 @@ def assert_shows(shown: dict[str, tuple[str, str]], figures: dict[str, Any]) -> 
     }
 
 
-async def stable_overview(client: httpx.AsyncClient, page: Page, path: str) -> dict[str, Any]:
-    """``path`` loaded between two equal answers of ``/api/overview`` (the fleet's counters
-    stood still meanwhile): the figures the page was rendered with."""
+def fleet_figures(figures: dict[str, Any]) -> Any:
+    return figures["idempotency"], figures["integrations"]
 
-    def fleet_figures(figures: dict[str, Any]) -> Any:
-        return figures["idempotency"], figures["integrations"]
+
+async def stable_overview(
+    client: httpx.AsyncClient,
+    page: Page,
+    path: str,
+    part: Callable[[dict[str, Any]], Any] = fleet_figures,
+) -> dict[str, Any]:
+    """``path`` loaded between two answers of ``/api/overview`` whose ``part`` is equal (those
+    figures stood still meanwhile): the figures the page was rendered with."""
 
     async def attempt() -> tuple[dict[str, Any], bool]:
         before = (await client.get("/api/overview")).json()
         await page.goto(path)
         after = (await client.get("/api/overview")).json()
-        return after, fleet_figures(before) == fleet_figures(after)
+        return after, part(before) == part(after)
 
     figures, _ = await eventually(attempt, until=lambda found: found[1], what=f"{path} settled")
     return figures
