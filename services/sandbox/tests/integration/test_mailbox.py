@@ -76,6 +76,18 @@ async def test_a_temporary_rejection_answers_451_and_keeps_nothing(api, smtp_por
     assert await mailbox(api, to=to) == []
 
 
+async def test_counted_rejections_refuse_the_next_recipients_then_accept(api, smtp_port):
+    await api.set_faults(smtp_reject_next=2)
+    to = new_recipient()
+    for _ in range(2):
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+            await send(smtp_port, new_message(to))
+        assert refused.value.recipients[0].code == 451
+    await send(smtp_port, new_message(to))
+    assert len(await mailbox(api, to=to)) == 1
+    assert (await api.http.get("/admin/faults")).json()["smtp_reject_next"] == 0
+
+
 async def test_a_permanent_rejection_answers_550_and_keeps_nothing(api, smtp_port):
     await api.set_faults(smtp_permanent_reject_rate=1.0)
     to = new_recipient()

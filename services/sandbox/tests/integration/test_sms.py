@@ -83,6 +83,14 @@ async def test_error_knob_answers_500_and_sends_nothing(api):
     assert len(await sent_to(api, to)) == 1
 
 
+async def test_counted_sms_faults_fail_the_next_requests_then_send(api):
+    await api.set_faults(sms_fail_next=1)
+    to = new_number()
+    assert (await send_sms(api, to)).status_code == 500
+    assert (await send_sms(api, to)).status_code == 201
+    assert len(await sent_to(api, to)) == 1
+
+
 async def test_sms_latency_knob_delays_the_answer(api):
     await api.set_faults(sms_latency_ms=300)
     started = time.monotonic()

@@ -47,6 +47,11 @@ class Faults(BaseModel):
     smtp_latency_ms: float = Field(default=0.0, ge=0.0)
     smtp_temporary_reject_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     smtp_permanent_reject_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Counted faults: the next N SMS requests answer 500, the next N recipients get a 451.
+    # A test that needs "refused once, then sent" uses these instead of a rate it must race
+    # to turn off before the client's retries run out.
+    sms_fail_next: int = Field(default=0, ge=0)
+    smtp_reject_next: int = Field(default=0, ge=0)
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> Faults:
@@ -94,6 +99,8 @@ class FaultsUpdate(BaseModel):
     smtp_latency_ms: float | None = Field(default=None, ge=0.0, le=600_000.0)
     smtp_temporary_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     smtp_permanent_reject_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    sms_fail_next: int | None = Field(default=None, ge=0, le=1_000_000)
+    smtp_reject_next: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
 class SmtpVerdict(StrEnum):
@@ -126,6 +133,9 @@ class FaultKnobs:
         The SMS provider has its own rates (errors and 429s only), so a test that makes the
         payment API fail does not also make every customer SMS fail."""
         faults = self.current
+        if sms and faults.sms_fail_next > 0:
+            self.current = faults.model_copy(update={"sms_fail_next": faults.sms_fail_next - 1})
+            return Fault.error
         rates = (
             ((Fault.error, faults.sms_error_rate), (Fault.rate_limit, faults.sms_rate_limit_rate))
             if sms
@@ -141,6 +151,10 @@ class FaultKnobs:
     def draw_smtp_verdict(self) -> SmtpVerdict:
         """One recipient's answer: temporary, permanent or accepted (slices of one draw)."""
         faults = self.current
+        if faults.smtp_reject_next > 0:
+            next_count = faults.smtp_reject_next - 1
+            self.current = faults.model_copy(update={"smtp_reject_next": next_count})
+            return SmtpVerdict.temporary
         verdict = _slice(
             self._rng.random(),
             (
