@@ -135,8 +135,17 @@ MIGRATION_LOCK_KEY = 0x0_3A1E_3B1C
 
 
 async def prepare_database(settings: WaybillSettings, database: str, migrations: Path) -> None:
-    """What a service does to its database at start: create it where it may, then migrate it
-    to head, one replica at a time."""
+    """What a service does to its database at start: migrate it (``migrate_database``), or,
+    with ``WAYBILL_MIGRATE_ON_START=false`` (production, where a migration Job runs
+    ``waybill-service migrate`` first), only check that it is at the code's head revision."""
+    if settings.migrate_on_start:
+        await migrate_database(settings, database, migrations)
+    else:
+        await check_schema_at_head(settings, database, migrations)
+
+
+async def migrate_database(settings: WaybillSettings, database: str, migrations: Path) -> None:
+    """Create the database where it may, then migrate it to head, one replica at a time."""
     await asyncio.to_thread(create_databases, settings.server_url, [database])
     lock = await asyncpg.connect(settings.asyncpg_dsn(database))
     try:
@@ -144,3 +153,37 @@ async def prepare_database(settings: WaybillSettings, database: str, migrations:
         await asyncio.to_thread(migrate, settings.database_dsn(database), migrations)
     finally:
         await lock.close()  # ends the session: the lock goes with it
+
+
+class SchemaNotAtHead(RuntimeError):
+    """The database is not at the revision this code needs (the migration Job has not run)."""
+
+
+def head_revisions(script_location: str | Path) -> set[str]:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+async def check_schema_at_head(settings: WaybillSettings, database: str, migrations: Path) -> None:
+    """Fail start-up, naming both revisions, unless ``database`` is at head: a process must
+    not serve on a schema older (or newer) than its code."""
+    heads = head_revisions(migrations)
+    conn = await asyncpg.connect(settings.asyncpg_dsn(database))
+    try:
+        try:
+            rows = await conn.fetch("SELECT version_num FROM alembic_version")
+        except asyncpg.UndefinedTableError:
+            rows = []
+    finally:
+        await conn.close()
+    current = {row["version_num"] for row in rows}
+    if current != heads:
+        raise SchemaNotAtHead(
+            f"database {database} is at revision {sorted(current) or 'none'}, the code needs "
+            f"{sorted(heads)}: run `waybill-service migrate` (the migration Job) first, or "
+            "set WAYBILL_MIGRATE_ON_START=true"
+        )

@@ -22,7 +22,7 @@ from waybill.common.asyncapi import service_document
 from waybill.common.auth import KeyStore
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.consumer.subscriptions import Subscriptions
-from waybill.common.db import create_engine, prepare_database
+from waybill.common.db import create_engine, migrate_database, prepare_database
 from waybill.common.eventstore import EventStore
 from waybill.common.http.app import create_app
 from waybill.common.http.errors import ErrorStatus
@@ -118,4 +118,7 @@ class ServiceKit:
             ),
         )
         app.state.key_store = self.key_store
+        settings, database, migrations = self.settings, self.database, self.migrations
+        # ``waybill-service migrate`` (the migration Job): this, then exit (http/serve.py).
+        app.state.migrate = lambda: migrate_database(settings, database, migrations)
         return app

@@ -62,6 +62,11 @@ class WaybillSettings(BaseSettings):
         description="URL of the auth database (API keys) every service shares; unset = the "
         "waybill_auth database on this service's own server",
     )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Migrate the service's database at start (one replica at a time); false: "
+        "only check it is at head, and let a migration Job run `waybill-service migrate`",
+    )
     test_poison: bool = Field(
         default=False,
         description="Tests only: an event with data __poison__=<group> fails that consumer "
