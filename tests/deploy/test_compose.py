@@ -182,3 +182,10 @@ def test_hadolint_finds_nothing_in_the_dockerfile():
         [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_test_fixtures_containers_run_the_images_compose_runs():
+    from waybill.devstack.infra import containers
+
+    assert resolved()["kafka"]["image"] == containers.KAFKA_IMAGE
+    assert resolved()["postgres"]["image"] == containers.POSTGRES_IMAGE

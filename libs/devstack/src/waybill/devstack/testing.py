@@ -3,8 +3,9 @@
 Loaded from the root ``conftest.py``; generic over services (a service's own fixtures live
 beside its tests and start it with ``start_service`` from the topology). Honours
 ``WAYBILL_DATABASE_URL`` and ``WAYBILL_KAFKA_BOOTSTRAP_SERVERS``: when set, the suite runs
-against those servers and never starts its own. Each test gets fresh databases and topics
-(unique names), never a truncated shared one.
+against those servers and never starts its own; ``WAYBILL_TEST_INFRA=testcontainers`` takes the
+others from containers where a Docker engine exists (``infra/containers.py``). Each test gets
+fresh databases and topics (unique names), never a truncated shared one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +28,13 @@ from waybill.common.db import create_databases
 from waybill.common.settings import WaybillSettings
 from waybill.devstack.eventually import eventually, eventually_sync
 from waybill.devstack.infra import EmbeddedKafka, EmbeddedPostgres, ManagedProcess, free_port
+from waybill.devstack.infra.containers import (
+    Source,
+    docker_problem,
+    kafka_container,
+    plan_infra,
+    postgres_container,
+)
 from waybill.devstack.infra.kafka import ensure_topics
 from waybill.devstack.infra.network import free_port_pair
 from waybill.devstack.topology import ServiceSpec, service
@@ -135,18 +144,26 @@ def start_embedded_kafka(root: Path, partitions: int, *, tries: int = 3) -> Embe
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
     settings = WaybillSettings()
+    plan = plan_infra(os.environ, docker_problem)
+    if plan.skip_reason:
+        pytest.skip(plan.skip_reason)
     root = Path(tempfile.mkdtemp(prefix="waybill-test-"))
     root.chmod(0o755)  # the unprivileged PostgreSQL user must reach its data dir
     postgres = kafka = None
+    containers = ExitStack()
     try:
-        if settings.database_url:
-            server_url = settings.database_url
+        if plan.postgres is Source.EXTERNAL:
+            server_url = str(settings.database_url)
+        elif plan.postgres is Source.TESTCONTAINERS:
+            server_url = containers.enter_context(postgres_container())
         else:
             postgres = EmbeddedPostgres(root / "postgres", free_port())
             postgres.start()
             server_url = postgres.url
-        if settings.kafka_bootstrap_servers:
-            bootstrap = settings.kafka_bootstrap_servers
+        if plan.kafka is Source.EXTERNAL:
+            bootstrap = str(settings.kafka_bootstrap_servers)
+        elif plan.kafka is Source.TESTCONTAINERS:
+            bootstrap = containers.enter_context(kafka_container())
         else:
             kafka = start_embedded_kafka(root, settings.kafka_partitions)
             bootstrap = kafka.bootstrap_servers
@@ -166,6 +183,7 @@ def infra() -> Iterator[Infra]:
             kafka.stop()
         if postgres is not None:
             postgres.stop()
+        containers.close()
         if os.environ.get("WAYBILL_KEEP_TEST_STATE"):  # logs of every process, for debugging
             print(f"\nwaybill test state kept in {root}")
         else:
