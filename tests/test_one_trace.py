@@ -80,20 +80,25 @@ async def whole_trace(
     """The trace's spans once every service of ``SERVICES`` and every (service, span name) of
     ``expect`` is in it and no parent is missing (children may be exported before parents)."""
 
-    def complete(spans: list[ReceivedSpan]) -> bool:
+    def missing(spans: list[ReceivedSpan]) -> dict[str, object]:
         named = {(s.service.removeprefix("waybill-"), s.name) for s in spans}
-        return (
-            services_of(spans) >= SERVICES
-            and expect <= named
-            and not broken_links(spans, client_span)
-        )
+        gaps = {
+            "services": SERVICES - services_of(spans),
+            "spans": expect - named,
+            "parent not in the trace": broken_links(spans, client_span),
+        }
+        return {what: gap for what, gap in gaps.items() if gap}
 
-    return await eventually(
-        lambda: stack.traces.spans(trace_id),
-        until=complete,
-        timeout_s=TRACE_WITHIN_S,
-        what=f"the spans of trace {trace_id} from every service, connected",
-    )
+    try:
+        return await eventually(
+            lambda: stack.traces.spans(trace_id),
+            until=lambda spans: not missing(spans),
+            timeout_s=TRACE_WITHIN_S,
+            what=f"the spans of trace {trace_id} from every service, connected",
+        )
+    except AssertionError:
+        gaps = missing(stack.traces.spans(trace_id))
+        raise AssertionError(f"trace {trace_id} incomplete: {gaps}") from None
 
 
 def one(spans: Iterable[ReceivedSpan], service: str, name: str) -> ReceivedSpan:

@@ -53,7 +53,7 @@ from waybill.common.envelope import EventEnvelope
 from waybill.common.failures import Classification, FailureType, is_retryable
 from waybill.common.failures.classify import classify
 from waybill.common.failures.taxonomy import DECLARED
-from waybill.common.observability.tracing import messaging_span
+from waybill.common.observability.tracing import consumer_span
 from waybill.common.registry import EventRegistry
 
 log = structlog.get_logger(__name__)
@@ -272,21 +272,7 @@ class RecordProcessor:
         # appends or enqueues is its child: one trace, a tree, across the saga.
         with (
             bound_contextvars(**event.log_context()),
-            messaging_span(
-                f"{event.record.topic} process",
-                event.envelope.traceparent,
-                {
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "process",
-                    "messaging.operation.name": "process",
-                    "messaging.destination.name": event.record.topic,
-                    "messaging.destination.partition.id": str(event.record.partition),
-                    "messaging.kafka.offset": event.record.offset,
-                    "messaging.consumer.group.name": self._group,
-                    "messaging.message.id": str(event.envelope.id),
-                    "cloudevents.event_type": event.envelope.type,
-                },
-            ),
+            consumer_span(event.record, self._group),
         ):
             started = perf_counter()
             try:

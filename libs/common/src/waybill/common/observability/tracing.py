@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -103,6 +104,26 @@ def messaging_span(
         attributes=attributes,
         links=links,
     )
+
+
+def consumer_span(record: Any, group: str) -> AbstractContextManager[Span]:
+    """The ``<topic> process`` span of one consumed Kafka record (OTel messaging conventions),
+    continuing its producer's trace (the ``traceparent`` header)."""
+    headers = {name: bytes(value).decode(errors="replace") for name, value in record.headers or ()}
+    attributes: dict[str, AttributeValue] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.kafka.offset": record.offset,
+        "messaging.consumer.group.name": group,
+    }
+    if "ce_id" in headers:
+        attributes["messaging.message.id"] = headers["ce_id"]
+    if "ce_type" in headers:
+        attributes["cloudevents.event_type"] = headers["ce_type"]
+    return messaging_span(f"{record.topic} process", headers.get("traceparent"), attributes)
 
 
 def current_link() -> list[Link]:
