@@ -3,7 +3,8 @@
 The CLI starts real PostgreSQL, Kafka and every service process, as a user's laptop would. The
 ``stack`` fixture starts it again on the same state dir if a test stopped it (the Ctrl-C test
 does), so no test depends on another having run. Its services run with the test poison switch
-on (``WAYBILL_TEST_POISON=1``).
+on (``WAYBILL_TEST_POISON=1``) and export their spans to an OTLP receiver of the session
+(``WaybillUp.traces``, batched every ``OTEL_BSP_SCHEDULE_DELAY`` ms).
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from waybill.cli.stack.state import StateDir, UpRecord
 from waybill.common.auth import issue_key
 from waybill.common.settings import WaybillSettings
 from waybill.devstack.infra.network import free_port, free_port_pair
+from waybill.devstack.otlp_receiver import OtlpReceiver, otlp_receiver
 from waybill.devstack.testing import eventually_sync
 from waybill.devstack.topology import SERVICES
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
+# Spans reach the receiver this many ms after they end (the SDK's default is 5000).
+SPAN_EXPORT_DELAY_MS = 200
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
@@ -53,13 +57,16 @@ def ready(url: str) -> bool:
 class WaybillUp:
     """A ``waybill up`` subprocess on a temporary state dir and free ports."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, traces: OtlpReceiver) -> None:
         self.state = StateDir(root / "state")
+        self.traces = traces
         self.output = root / "waybill-up.out"
         self.env = {**os.environ, "WAYBILL_STATE_DIR": str(self.state.root)}
         # The test poison switch (``waybill.common.consumer.poison``): harmless to every test
         # that sends no ``__poison__`` key, and what the monitor's poison tests need.
         self.env["WAYBILL_TEST_POISON"] = "1"
+        self.env["WAYBILL_OTEL_EXPORTER_OTLP_ENDPOINT"] = traces.url
+        self.env["OTEL_BSP_SCHEDULE_DELAY"] = str(SPAN_EXPORT_DELAY_MS)
         self.env["WAYBILL_POSTGRES_PORT"] = str(free_port())
         self.env["WAYBILL_KAFKA_PORT"] = str(free_port_pair())
         for spec in SERVICES:
@@ -164,12 +171,13 @@ def _waybill_up() -> Iterator[WaybillUp]:
     # PostgreSQL runs as when the suite runs as root.
     root = Path(tempfile.mkdtemp(prefix="waybill-up-test-"))
     root.chmod(0o755)
-    up = WaybillUp(root)
-    try:
-        yield up
-    finally:
-        up.force_cleanup()
-        shutil.rmtree(root, ignore_errors=True)
+    with otlp_receiver() as traces:
+        up = WaybillUp(root, traces)
+        try:
+            yield up
+        finally:
+            up.force_cleanup()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

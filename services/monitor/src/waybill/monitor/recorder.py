@@ -39,6 +39,7 @@ from waybill.common.consumer.metrics import RECORDS as CONSUMER_RECORDS
 from waybill.common.consumer.retries import RetryOutcomes, retry_id_of
 from waybill.common.failures import FailureType, is_retryable
 from waybill.common.failures.classify import classify
+from waybill.common.observability.tracing import consumer_span
 from waybill.common.topics import DEAD_LETTERS, RETRY_OUTCOMES, retry_topic
 from waybill.monitor.ingest import CONSUMER_GROUP, Ingest, UnreadableRecord
 
@@ -132,6 +133,11 @@ class Recorder:
                 await self._commit(tp, records[-1].offset + 1)
 
     async def _apply(self, record: Any) -> None:
+        # In the producer's trace, like the kit's consumers (one trace across the saga).
+        with consumer_span(record, self._group):
+            await self._apply_in_span(record)
+
+    async def _apply_in_span(self, record: Any) -> None:
         attempt = 0
         first_failed_at: datetime | None = None
         while True:

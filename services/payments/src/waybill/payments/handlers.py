@@ -70,6 +70,14 @@ class Claimed:
     job: Job | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """The saga ids of a payment's first event."""
+
+    correlation_id: str | None
+    traceparent: str | None
+
+
 @dataclass
 class PaymentHandlers:
     engine: AsyncEngine
@@ -222,6 +230,13 @@ class PaymentHandlers:
             causation_id=str(recorded[0].event_id) if recorded else None,
             traceparent=origin.get("traceparent"),
         )
+
+    async def origin_in(self, conn: AsyncConnection, payment_id: str) -> Origin:
+        """The ids the payment was opened with: news about it from outside (a provider webhook,
+        the payment sync) continues the saga's correlation id and trace."""
+        recorded = await self.store.load(conn, payment_id, limit=1)
+        origin = recorded[0].metadata if recorded else {}
+        return Origin(origin.get("correlation_id"), origin.get("traceparent"))
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -8,6 +8,13 @@ payment by ``metadata.payment_id`` (we send it when charging) or, failing that, 
 ``charge.refunded`` follows refunds we made ourselves and recorded from the provider's answer
 (with the refund id); it carries no refund id, so applying it too could count a refund twice.
 It is acknowledged and recorded, with no effect.
+
+The provider's request starts a trace of its own; the news is applied in a
+``<provider event type> process`` span that continues the payment's trace instead (its first
+event's traceparent), linked to the request's span, with the saga's correlation id: the
+order's trace goes on through the webhook. Not from the intent's metadata: that is part of the
+charge's idempotent request, and a traceparent differing between retries of one charge (each
+runs in its own span) would make the provider refuse the retry (``idempotency_key_reused``).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict
 
 from waybill.common.eventstore import Caller, retry_on_conflict
+from waybill.common.observability.tracing import current_link, messaging_span
 from waybill.payments import repository
 from waybill.payments.gateway import Intent
 from waybill.payments.handlers import PaymentHandlers, Recorded
@@ -76,8 +84,20 @@ async def apply_webhook(
             command = command_for(intent) if event.type in SETTLING_TYPES else None
             if command is None:
                 return WebhookOutcome.ignored, None
-            caller = Caller(tenant_id=tenant_id, correlation_id=correlation_id)
-            recorded = await handlers.record_in(conn, caller, payment_id, command)
+            origin = await handlers.origin_in(conn, payment_id)
+            caller = Caller(tenant_id, origin.correlation_id or correlation_id)
+            with messaging_span(
+                f"{event.type} process",
+                origin.traceparent,
+                {
+                    "messaging.system": "webhook",
+                    "messaging.operation.type": "process",
+                    "messaging.message.id": event.id,
+                    "waybill.payment.id": payment_id,
+                },
+                links=current_link(),
+            ):
+                recorded = await handlers.record_in(conn, caller, payment_id, command)
             if not recorded.events:
                 return WebhookOutcome.ignored, recorded  # news we had already (or stale news)
             return WebhookOutcome.applied, recorded

@@ -36,8 +36,6 @@ from time import perf_counter
 from typing import Any, Literal
 
 import structlog
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -55,10 +53,9 @@ from waybill.common.envelope import EventEnvelope
 from waybill.common.failures import Classification, FailureType, is_retryable
 from waybill.common.failures.classify import classify
 from waybill.common.failures.taxonomy import DECLARED
-from waybill.common.observability.tracing import context_from_traceparent
+from waybill.common.observability.tracing import consumer_span
 from waybill.common.registry import EventRegistry
 
-_tracer = trace.get_tracer(__name__)
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[AsyncConnection, EventEnvelope, BaseModel], Awaitable[None]]
@@ -270,22 +267,12 @@ class RecordProcessor:
         return outcome
 
     async def _call_handler(self, conn: AsyncConnection, event: _Event) -> None:
-        # Bound for the handler's own log lines too.
-        # The span continues the producer's trace (traceparent header), so one trace spans
-        # the saga across services.
+        # Bound for the handler's own log lines too. The span continues the producer's trace
+        # (traceparent header) and is current while the handler runs, so what the handler
+        # appends or enqueues is its child: one trace, a tree, across the saga.
         with (
             bound_contextvars(**event.log_context()),
-            _tracer.start_as_current_span(
-                f"{event.envelope.type} process",
-                context=context_from_traceparent(event.envelope.traceparent),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.destination.name": event.record.topic,
-                    "messaging.consumer.group.name": self._group,
-                    "messaging.message.id": str(event.envelope.id),
-                },
-            ),
+            consumer_span(event.record, self._group),
         ):
             started = perf_counter()
             try:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from waybill.common.contracts.event import DomainEvent
 from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.store import EventStore, NewEvent, RecordedEvent
+from waybill.common.observability.tracing import current_traceparent
 
 
 @dataclass(frozen=True)
@@ -18,17 +19,19 @@ class Caller:
     tenant_id: str
     correlation_id: str
     causation_id: str | None = None
+    # None: the span current when the events are appended (``EventStore.append``).
     traceparent: str | None = None
 
     @classmethod
     def from_envelope(cls, envelope: EventEnvelope) -> Caller:
         """The caller of a command a consumed event asks for: the event's tenant and
-        correlation id, caused by that event, in its trace."""
+        correlation id, caused by that event, in its trace: the span handling it (the
+        consumer's, a child of the producer's) when there is one, else the producer's."""
         return cls(
             tenant_id=envelope.tenant_id,
             correlation_id=envelope.correlation_id,
             causation_id=str(envelope.id),
-            traceparent=envelope.traceparent,
+            traceparent=current_traceparent() or envelope.traceparent,
         )
 
 

@@ -40,6 +40,7 @@ from waybill.common.envelope import EventEnvelope
 from waybill.common.eventstore.errors import ConcurrencyError
 from waybill.common.eventstore.schema import OUTBOX_CHANNEL, OUTBOX_IDLE_LOCK_KEY
 from waybill.common.observability.metrics import EVENTS_APPENDED
+from waybill.common.observability.tracing import current_traceparent
 from waybill.common.registry import EventRegistry
 
 STREAM_VERSION_CONSTRAINT = "uq_events_stream_version"
@@ -190,9 +191,14 @@ class EventStore:
         transaction. Raises ``ConcurrencyError`` if the stream is not at that version.
 
         Each public event also gets its outbox row (its Kafka record); a private one
-        (``NewEvent.public`` False) stays in this event store and never reaches Kafka."""
+        (``NewEvent.public`` False) stays in this event store and never reaches Kafka.
+
+        ``traceparent``: the trace the events belong to; None means the current span's (the
+        request, consumer or job span appending them), so no append leaves the trace."""
         if not events:
             return []
+        if traceparent is None:
+            traceparent = current_traceparent()
         now = datetime.now(UTC)
         metadata = {"correlation_id": correlation_id}
         if causation_id is not None:

@@ -7,6 +7,9 @@ turn. The jobs we run this way (reservation expiry, payment sync, ...) are idemp
 decider ignores news it already has -- so the lock saves work, it is not what makes them
 correct; that is also why ``run_now`` (an operator's or a test's run, with its own arguments)
 does not wait for it, and returns what the run did.
+
+Each run is an ``<name> run`` span: the root of a trace for a periodic run, a child of the
+request's span for ``run_now``; the events a run appends are in that trace.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Generic, ParamSpec, TypeVar, cast
 
 import asyncpg
 import structlog
+from opentelemetry import trace
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +34,7 @@ from waybill.common.jobs.metrics import JOB_LAST_DURATION, JOB_LAST_RUN, JOB_RUN
 P = ParamSpec("P")
 R = TypeVar("R")
 log = structlog.get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
 UNAVAILABLE = (OperationalError, DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -67,11 +72,14 @@ class PeriodicJob(Generic[P, R]):
 
     async def _timed(self, run: Callable[[], Awaitable[R]]) -> R:
         started = time.perf_counter()
-        try:
-            result = await run()
-        except Exception:
-            self._record("failed", started)
-            raise
+        with _tracer.start_as_current_span(
+            f"{self.name} run", attributes={"waybill.job.name": self.name}
+        ):
+            try:
+                result = await run()
+            except Exception:
+                self._record("failed", started)
+                raise
         self._record("succeeded", started)
         return result
 

@@ -59,7 +59,8 @@ class QueueSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """A claimed job: ``attempts`` counts this attempt and is the claim's token."""
+    """A claimed job: ``attempts`` counts this attempt and is the claim's token.
+    ``traceparent``: the span that enqueued it; the worker's run continues that trace."""
 
     id: int
     queue: str
@@ -70,6 +71,7 @@ class Job:
     priority: int
     enqueued_at: datetime
     deadline: datetime | None
+    traceparent: str | None = None
 
 
 class RetryLater(Exception):  # a signal to the worker, not an error

@@ -6,6 +6,12 @@ wake-up is a ``NOTIFY`` in that same transaction: PostgreSQL delivers it at comm
 it on rollback. A caller that will run the job itself right after its commit (the charger's
 low-latency path) enqueues it already claimed instead: no NOTIFY, no claim round trip, and
 should the process die first, the lease lapses and any worker claims it again.
+
+A job remembers the span that enqueued it (``Job.traceparent``: the consumer handling the
+event, the request) so its run, minutes or retries later, is in the same trace. The
+traceparent is kept in the payload under ``TRACEPARENT_KEY`` and taken out again on claim
+(handlers never see it): a column would need a revision in every service database with
+queues for a 55-character string.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from waybill.common.db import driver
+from waybill.common.observability.tracing import current_traceparent
 from waybill.common.queue import statements as q
 from waybill.common.queue.schema import QUEUE_CHANNEL
 from waybill.common.queue.spec import Job, QueueSpec
 
 NO_AGING_S = 1e12
+TRACEPARENT_KEY = "_traceparent"
 T = TypeVar("T")
 
 
@@ -51,6 +59,7 @@ class NewJob:
     priority: int = 0
     run_at: datetime | None = None
     deadline: datetime | None = None
+    traceparent: str | None = None  # None: the span current at ``enqueue_many``
 
 
 @dataclass(frozen=True)
@@ -76,18 +85,28 @@ class JobSummary:
     last_error: str | None
 
 
+def _stored(payload: dict[str, Any], traceparent: str | None) -> str:
+    """The payload as stored: with the traceparent of the job's trace, if it has one."""
+    if traceparent is not None:
+        payload = {**payload, TRACEPARENT_KEY: traceparent}
+    return json.dumps(payload, separators=(",", ":"))
+
+
 def _job(queue: str, row: asyncpg.Record) -> Job:
-    payload = row["payload"]
+    raw = row["payload"]
+    payload = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    traceparent = payload.pop(TRACEPARENT_KEY, None)
     return Job(
         id=row["id"],
         queue=queue,
         key=row["key"],
         tenant_id=row["tenant_id"],
-        payload=json.loads(payload) if isinstance(payload, str) else payload,
+        payload=payload,
         attempts=row["attempts"],
         priority=row["priority"],
         enqueued_at=row["enqueued_at"],
         deadline=row["deadline"],
+        traceparent=traceparent if isinstance(traceparent, str) else None,
     )
 
 
@@ -127,15 +146,16 @@ class JobQueue:
     ) -> Job:
         """Add a job in ``conn``'s transaction. ``claim``: the job is ours, leased now, to be
         run by this process once the transaction commits (``QueueWorker.submit``); otherwise
-        a NOTIFY wakes the workers at commit."""
+        a NOTIFY wakes the workers at commit. The job is in the current span's trace."""
         now = self.clock()
+        traceparent = current_traceparent()
         raw = await driver(conn)
         job_id = await raw.fetchval(
             q.ENQUEUE_KEYED if self.spec.keyed else q.ENQUEUE,
             self.name,
             tenant_id,
             key,
-            json.dumps(payload, separators=(",", ":")),
+            _stored(payload, traceparent),
             priority,
             "running" if claim else "queued",
             1 if claim else 0,
@@ -155,6 +175,7 @@ class JobQueue:
             priority=priority,
             enqueued_at=now,
             deadline=deadline,
+            traceparent=traceparent,
         )
 
     async def enqueue_many(self, conn: AsyncConnection, jobs: Sequence[NewJob]) -> None:
@@ -162,13 +183,14 @@ class JobQueue:
         if not jobs:
             return
         now = self.clock()
+        current = current_traceparent()
         raw = await driver(conn)
         await raw.execute(
             q.ENQUEUE_MANY_KEYED if self.spec.keyed else q.ENQUEUE_MANY,
             self.name,
             [j.tenant_id for j in jobs],
             [j.key for j in jobs],
-            [json.dumps(j.payload, separators=(",", ":")) for j in jobs],
+            [_stored(j.payload, j.traceparent or current) for j in jobs],
             [j.priority for j in jobs],
             [j.run_at or now for j in jobs],
             now,

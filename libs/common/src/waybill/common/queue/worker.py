@@ -9,6 +9,10 @@ process therefore wakes every ``poll_s`` seconds, not every few milliseconds.
 A handler returns (done), raises ``RetryLater`` (the queue's backoff, never past the job's
 deadline or ``max_attempts``), raises ``GiveUp`` (failed), or lets a database/network error
 escape: then the claim stays and the job is recovered when its lease lapses, as after a crash.
+
+Each attempt runs in a ``<queue> run`` span, a child of the span that enqueued the job
+(``Job.traceparent``), so a charge, an email or a webhook delivery stays in the trace of the
+event that asked for it, however late it runs; what the handler appends is in it too.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from waybill.common.failures.classify import database_unreachable
+from waybill.common.observability.tracing import messaging_span
 from waybill.common.queue.metrics import (
     QUEUE_DEPTH,
     QUEUE_FAILED,
@@ -126,7 +133,10 @@ class QueueWorker:
         spec = self.queue.spec
         try:
             async with self._slots:
-                with structlog.contextvars.bound_contextvars(job_id=job.id, queue=job.queue):
+                with (
+                    structlog.contextvars.bound_contextvars(job_id=job.id, queue=job.queue),
+                    messaging_span(f"{job.queue} run", job.traceparent, self._attributes(job)),
+                ):
                     if spec.max_attempts is not None and job.attempts > spec.max_attempts:
                         await self._fail(job, "attempts exhausted (lease lapsed)")
                         return
@@ -194,6 +204,17 @@ class QueueWorker:
 
     def _count(self, outcome: str) -> None:
         QUEUE_JOBS_FINISHED.labels(self.service, self.queue.name, outcome).inc()
+        trace.get_current_span().set_attribute("waybill.job.outcome", outcome)
+
+    def _attributes(self, job: Job) -> dict[str, AttributeValue]:
+        return {
+            "messaging.system": "waybill.queue",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "run",
+            "messaging.destination.name": job.queue,
+            "messaging.message.id": str(job.id),
+            "waybill.job.attempt": job.attempts,
+        }
 
     # --- sleeping and housekeeping ---------------------------------------------------------
 

@@ -202,10 +202,10 @@ class Charger:
 
     @staticmethod
     def _caller(claimed: Claimed) -> Caller:
-        # The saga's correlation id and trace continue from the event that created the payment.
+        # The saga's correlation id continues from the event that created the payment; the
+        # events are in this job's run span (the queue's), a child of that event's consumer.
         return Caller(
             tenant_id=claimed.tenant_id,
             correlation_id=claimed.correlation_id or f"charger-{uuid.uuid4()}",
             causation_id=claimed.causation_id,
-            traceparent=claimed.traceparent,
         )

@@ -7,6 +7,10 @@ chance to arrive first -- and records what it says. An operator's run (``POST
 /admin/payments/sync``, the job's ``run_now``) asks about every processing payment of the
 tenant now, or those processing longer than its ``older_than_s``. Settling is idempotent (the
 decider ignores news it already has), so a run-now beside the periodic run is harmless.
+
+What a run settles goes on in each payment's own trace and correlation id (a ``payment-sync
+process`` span continuing the payment's first event's trace, linked to the run's span), as a
+webhook's news would: the order's trace and logs do not end at a lost webhook.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import structlog
 
 from waybill.common.eventstore import Caller
 from waybill.common.jobs import PeriodicJob
+from waybill.common.observability.tracing import current_link, messaging_span
 from waybill.payments.domain import payment as p
 from waybill.payments.gateway import ProviderError, ProviderGateway
-from waybill.payments.handlers import PaymentHandlers
+from waybill.payments.handlers import PaymentHandlers, Recorded
 from waybill.payments.intents import command_for
 from waybill.payments.views import SyncResult
 
@@ -66,8 +71,7 @@ class PaymentSync:
             command = command_for(intent)
             if command is None or isinstance(command, p.MarkProcessing):
                 continue
-            caller = Caller(tenant_id=tenant, correlation_id=f"payment-sync-{uuid.uuid4()}")
-            recorded = await self.handlers.record(caller, payment_id, command)
+            recorded = await self._record(tenant, payment_id, command)
             if not recorded.events:
                 continue  # a webhook got there first
             if recorded.after.status is p.PaymentStatus.captured:
@@ -79,6 +83,18 @@ class PaymentSync:
         if result.processed:
             log.info("payment_sync_completed", **result.model_dump())
         return result
+
+    async def _record(self, tenant: str, payment_id: str, command: p.Command) -> Recorded:
+        async with self.handlers.engine.connect() as conn:
+            origin = await self.handlers.origin_in(conn, payment_id)
+        correlation_id = origin.correlation_id or f"payment-sync-{uuid.uuid4()}"
+        with messaging_span(
+            "payment-sync process",
+            origin.traceparent,
+            {"messaging.operation.type": "process", "waybill.payment.id": payment_id},
+            links=current_link(),
+        ):
+            return await self.handlers.record(Caller(tenant, correlation_id), payment_id, command)
 
 
 PaymentSyncJob = PeriodicJob[..., SyncResult]
