@@ -30,6 +30,7 @@ from waybill.common.eventstore import (
 )
 from waybill.common.keyset import Position
 from waybill.orders import repository as db
+from waybill.orders import saga_metrics
 from waybill.orders.domain import inventory as inv
 from waybill.orders.domain import order as o
 from waybill.orders.domain.errors import IdempotencyKeyReused, OrderNotFound, SkuNotFound
@@ -54,6 +55,9 @@ class OrderHandlers:
     # An Idempotency-Key is remembered this long; after it the same key is a new request.
     idempotency_ttl: timedelta = timedelta(days=1)
     _next_idempotency_purge: float = field(default=0.0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        saga_metrics.watch_commits(self.engine)
 
     @property
     def stock(self) -> StockKeeping:
@@ -158,7 +162,11 @@ class OrderHandlers:
         for event in events:
             after = o.evolve(after, event)
         await self._append_order(conn, caller, order_id, state.version, events)
-        await db.update_order(conn, after, self.clock())
+        now = self.clock()
+        placed_at = await db.update_order(conn, after, now)
+        step = saga_metrics.step_of(state.status, after.status)
+        if step is not None:
+            saga_metrics.observe_at_commit(conn, step, (now - placed_at).total_seconds())
         if o.releases_reservation(state.status, after.status):
             await self.stock.settle(conn, caller, order_id, state.items, inv.Release)
         elif state.status is o.OrderStatus.pending_payment and after.status is o.OrderStatus.paid:

@@ -49,8 +49,11 @@ SELECT status, version, items, total_cents, expires_at, customer, shipping_addre
 WHERE order_id = $1 AND tenant_id = $2 FOR UPDATE
 """
 
-# The projection after new events.
-UPDATE_ORDER = "UPDATE orders SET status = $2, version = $3, updated_at = $4 WHERE order_id = $1"
+# The projection after new events; returns when the order was placed (saga latency).
+UPDATE_ORDER = (
+    "UPDATE orders SET status = $2, version = $3, updated_at = $4 WHERE order_id = $1"
+    " RETURNING created_at"
+)
 
 
 async def insert_order(
@@ -99,10 +102,12 @@ def snapshot(order_id: str, row: Mapping[str, Any]) -> o.Order:
     )
 
 
-async def update_order(conn: AsyncConnection, after: o.Order, now: datetime) -> None:
-    await (await driver(conn)).execute(
+async def update_order(conn: AsyncConnection, after: o.Order, now: datetime) -> datetime:
+    """Move the projection row (locked by ``lock_order``); returns the order's placed time."""
+    placed_at: datetime = await (await driver(conn)).fetchval(
         UPDATE_ORDER, after.order_id, after.status.value, after.version, now
     )
+    return placed_at
 
 
 # --- orders: reads and scans ---------------------------------------------------------------
