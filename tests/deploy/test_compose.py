@@ -189,3 +189,22 @@ def test_the_test_fixtures_containers_run_the_images_compose_runs():
 
     assert resolved()["kafka"]["image"] == containers.KAFKA_IMAGE
     assert resolved()["postgres"]["image"] == containers.POSTGRES_IMAGE
+
+
+def test_prometheus_in_compose_sees_its_config_and_every_rule_file_it_names():
+    service = resolved()["prometheus"]
+    mounts = {Path(v["target"]): Path(v["source"]) for v in service["volumes"]}
+
+    def on_host(path: Path) -> Path:
+        for target, source in mounts.items():
+            if path.is_relative_to(target):
+                return source / path.relative_to(target)
+        raise AssertionError(f"{path} is not mounted into the prometheus container")
+
+    (flag,) = [arg for arg in service["command"] if arg.startswith("--config.file=")]
+    config_path = Path(flag.partition("=")[2])
+    config = yaml.safe_load(on_host(config_path).read_text())
+    assert config["rule_files"]
+    for pattern in config["rule_files"]:
+        rules = on_host(config_path.parent / pattern)
+        assert list(rules.parent.glob(rules.name)), f"no rule file matches {pattern}"
