@@ -19,7 +19,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from waybill.common.asyncapi import service_document
-from waybill.common.auth import KeyStore
+from waybill.common.auth import KeyStore, ensure_auth_schema
 from waybill.common.consumer.runtime import EventConsumer
 from waybill.common.consumer.subscriptions import Subscriptions
 from waybill.common.db import create_engine, migrate_database, prepare_database
@@ -118,7 +118,11 @@ class ServiceKit:
             ),
         )
         app.state.key_store = self.key_store
-        settings, database, migrations = self.settings, self.database, self.migrations
-        # ``waybill-service migrate`` (the migration Job): this, then exit (http/serve.py).
-        app.state.migrate = lambda: migrate_database(settings, database, migrations)
+        app.state.migrate = self.migrate
         return app
+
+    async def migrate(self) -> None:
+        """``waybill-service migrate`` (the migration Job; http/serve.py): the service's
+        database to head, and the shared auth schema in place (idempotent)."""
+        await migrate_database(self.settings, self.database, self.migrations)
+        await ensure_auth_schema(self.settings)

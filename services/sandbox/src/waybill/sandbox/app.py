@@ -89,7 +89,9 @@ def build_app(settings: SandboxSettings | None = None) -> FastAPI:
         on_settlement_scheduled=settlement.wake,
     )
     mailbox = Mailbox(engine)
-    smtp = SmtpServer(MailboxHandler(mailbox, knobs), "127.0.0.1", settings.sandbox_smtp_port)
+    # On the host the HTTP API binds (WAYBILL_HOST): 0.0.0.0 in a container, so the notifier's
+    # container reaches it.
+    smtp = SmtpServer(MailboxHandler(mailbox, knobs), settings.host, settings.sandbox_smtp_port)
 
     # One process (the outside world has no roles): everything runs under the workers role so
     # WAYBILL_ROLES still means one thing everywhere.
