@@ -24,7 +24,8 @@ REQUIRED_SECRETS: dict[tuple[str, str], set[str]] = {
     **{(s, "api"): {"WAYBILL_DATABASE_URL", "WAYBILL_AUTH_DATABASE_URL"} for s in k.SERVICES},
     **{(s, "consumer"): {"WAYBILL_DATABASE_URL"} for s in k.SERVICES},
     **{(s, "relay"): {"WAYBILL_DATABASE_URL"} for s in k.SERVICES},
-    **{(s, "migration"): {"WAYBILL_DATABASE_URL"} for s in k.SERVICES},
+    # The migration Job also creates the shared auth schema (waybill-service migrate).
+    **{(s, "migration"): {"WAYBILL_DATABASE_URL", "WAYBILL_AUTH_DATABASE_URL"} for s in k.SERVICES},
 }
 for _component in ("api", "consumer"):
     REQUIRED_SECRETS[("shipping", _component)] |= {"WAYBILL_DELIVERY_CODE_KEYS"}
