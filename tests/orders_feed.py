@@ -65,13 +65,9 @@ async def records(
     )
 
 
-async def paid_order(tenant: Tenant, infra: Infra, sku: str) -> dict[str, Any]:
-    """A placed order whose payment payments reported captured; returns it once ``paid``."""
-    await tenant.stock(sku, 5)
-    response = await tenant.service.post("/orders", json=order_body(sku))
-    assert response.status_code == 201, response.text
-    order: dict[str, Any] = response.json()
-    captured = PaymentCaptured(
+def captured_for(order: dict[str, Any]) -> PaymentCaptured:
+    """What payments reports when the order's whole total is captured."""
+    return PaymentCaptured(
         payment_id=f"pay_{uuid.uuid4().hex}",
         order_id=order["id"],
         amount_cents=order["total_cents"],
@@ -79,6 +75,15 @@ async def paid_order(tenant: Tenant, infra: Infra, sku: str) -> dict[str, Any]:
         provider="sandbox",
         provider_payment_id=f"pi_{uuid.uuid4().hex[:12]}",
     )
+
+
+async def paid_order(tenant: Tenant, infra: Infra, sku: str) -> dict[str, Any]:
+    """A placed order whose payment payments reported captured; returns it once ``paid``."""
+    await tenant.stock(sku, 5)
+    response = await tenant.service.post("/orders", json=order_body(sku))
+    assert response.status_code == 201, response.text
+    order: dict[str, Any] = response.json()
+    captured = captured_for(order)
     await publish(
         infra, topics.PAYMENTS_EVENTS, envelope(tenant, captured, subject=captured.payment_id)
     )

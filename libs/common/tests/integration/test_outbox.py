@@ -266,14 +266,15 @@ async def test_second_relay_stays_idle_until_the_leader_dies_then_takes_over(out
     async def first_leads() -> bool:
         return (await leader_locks(outbox)).get(first.pid) is True
 
-    await eventually(first_leads, what="relay 1 leads", timeout_s=30, interval_s=0.02)
+    # A relay is a fresh Python process: on a loaded 2-core machine its start alone took 30 s.
+    await eventually(first_leads, what="relay 1 leads", timeout_s=90, interval_s=0.02)
     second = outbox.start_relay(log_2)
 
     async def second_waits() -> bool:
         return (await leader_locks(outbox)).get(second.pid) is False
 
     await eventually(
-        second_waits, what="relay 2 waits for the leader lock", timeout_s=30, interval_s=0.02
+        second_waits, what="relay 2 waits for the leader lock", timeout_s=90, interval_s=0.02
     )
 
     before = [e for _ in range(5) for e in await outbox.append(f"order-{uuid.uuid4()}", 0)]

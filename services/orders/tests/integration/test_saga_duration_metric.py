@@ -5,7 +5,6 @@ outcome redelivered observes nothing more."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,7 +13,6 @@ from tests.saga_stack import OrdersTenant as Tenant
 from tests.saga_stack import order_body
 
 from waybill.common import topics
-from waybill.common.contracts.payments import PaymentCaptured
 from waybill.devstack.testing import Infra, ServiceProcess
 
 SAGA = "waybill_order_saga_duration_seconds"
@@ -44,14 +42,7 @@ async def test_a_paid_order_is_observed_once_from_its_placement(
     started = time.monotonic()
     await tenant.stock("SAGA-LATENCY", 5)
     order = (await tenant.service.post("/orders", json=order_body("SAGA-LATENCY"))).json()
-    captured = PaymentCaptured(
-        payment_id=f"pay_{uuid.uuid4().hex}",
-        order_id=order["id"],
-        amount_cents=order["total_cents"],
-        currency="USD",
-        provider="sandbox",
-        provider_payment_id="pi_saga_latency",
-    )
+    captured = feed.captured_for(order)
     envelope = feed.envelope(tenant, captured, subject=captured.payment_id)
 
     await feed.publish(infra, topics.PAYMENTS_EVENTS, envelope, envelope)  # and a redelivery

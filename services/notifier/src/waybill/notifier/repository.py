@@ -189,31 +189,44 @@ async def message_to_send(conn: AsyncConnection, message_id: str) -> Any | None:
 # replica shares it): forget the starts older than a second, then either record this start
 # (granted) or not (the window is full; the oldest start says when a slot frees). An endpoint
 # without a limit is always granted and records nothing.
+# The start's time is the caller's clock, but never earlier than the last start recorded: a
+# worker whose clock was read before it waited for the lock would otherwise record a start in
+# the past, inside a window the others have already pruned (CI caught 7 starts in a second
+# at a limit of 5 on a loaded machine). Reservations are serialised by the lock, so the last
+# recorded start is a lower bound of the real time and the times recorded never go back.
 RESERVE_START = """
 WITH e AS (
-    SELECT endpoint_id, rate_limit_per_s,
+    SELECT endpoint_id, rate_limit_per_s, clock.t,
            ARRAY(SELECT s FROM unnest(recent_starts) AS s
-                 WHERE s > $2::timestamptz - interval '1 second' ORDER BY s) AS live
-    FROM webhook_endpoints WHERE endpoint_id = $1
-    FOR UPDATE
+                 WHERE s > clock.t - interval '1 second' ORDER BY s) AS live
+    FROM webhook_endpoints,
+         LATERAL (SELECT greatest($2::timestamptz,
+                                  (SELECT max(s) FROM unnest(recent_starts) AS s)) AS t) AS clock
+    WHERE endpoint_id = $1
+    FOR UPDATE OF webhook_endpoints
 )
 UPDATE webhook_endpoints AS w
 SET recent_starts = CASE WHEN cardinality(e.live) < e.rate_limit_per_s
-                         THEN e.live || $2::timestamptz ELSE e.live END
+                         THEN e.live || e.t ELSE e.live END
 FROM e
 WHERE w.endpoint_id = e.endpoint_id AND e.rate_limit_per_s IS NOT NULL
-RETURNING cardinality(e.live) < e.rate_limit_per_s AS granted, e.live[1] AS oldest
+RETURNING cardinality(e.live) < e.rate_limit_per_s AS granted, e.live[1] AS oldest, e.t AS at
 """
 
 
-async def reserve_start(conn: AsyncConnection, endpoint_id: str, now: datetime) -> float:
-    """Seconds until the endpoint's rate limit lets an attempt start; 0.0: start now (this
-    start is recorded in the window)."""
+async def reserve_start(
+    conn: AsyncConnection, endpoint_id: str, now: datetime
+) -> tuple[float, datetime]:
+    """Seconds until the endpoint's rate limit lets an attempt start (0.0: start now; this
+    start is recorded in the window), and the start's time to record the attempt at."""
     row = await (await driver(conn)).fetchrow(RESERVE_START, endpoint_id, now)
-    if row is None or row["granted"]:
-        return 0.0
-    wait: float = (row["oldest"] - now).total_seconds() + 1.0
-    return max(wait, 0.001)
+    if row is None:
+        return 0.0, now
+    at: datetime = row["at"]
+    if row["granted"]:
+        return 0.0, at
+    wait: float = (row["oldest"] - at).total_seconds() + 1.0
+    return max(wait, 0.001), at
 
 
 async def insert_outbox_record(

@@ -149,7 +149,7 @@ class DeliverySender:
             now = datetime.now(UTC)
             if message.rate_limit_per_s is not None:
                 async with engine.begin() as conn:
-                    wait = await db.reserve_start(conn, endpoint, now)
+                    wait, now = await db.reserve_start(conn, endpoint, now)
                 if wait > 0:
                     WEBHOOK_WAITS.labels("rate_limited").inc()
                     raise RetryLater("rate limited", delay_s=wait)
